@@ -1,0 +1,1 @@
+"""The hosted, multi-tenant control plane: metadata, identities, schedules. Never customer data."""

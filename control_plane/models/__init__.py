@@ -1,0 +1,24 @@
+"""SQLModel tables of the control plane. Every tenant-owned table carries `tenant_id`."""
+
+from control_plane.models.agents import Agent, AgentCertificate, AgentCommand, AgentEvent, JoinToken
+from control_plane.models.audit import AuditLog
+from control_plane.models.common import new_id, utcnow
+from control_plane.models.projects import Project
+from control_plane.models.tenants import ApiKey, Membership, Role, Tenant, User
+
+__all__ = [
+    "Agent",
+    "AgentCertificate",
+    "AgentCommand",
+    "AgentEvent",
+    "ApiKey",
+    "AuditLog",
+    "JoinToken",
+    "Membership",
+    "Project",
+    "Role",
+    "Tenant",
+    "User",
+    "new_id",
+    "utcnow",
+]
