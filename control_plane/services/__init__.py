@@ -1,0 +1,1 @@
+"""Domain operations shared by the REST API, the gateway and the scheduler."""

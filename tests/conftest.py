@@ -1,0 +1,38 @@
+"""Shared fixtures: a migrated control-plane database on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.servers import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, migrated database: a SQLite file, then a fresh PostgreSQL database."""
+    from control_plane.db import get_engine, migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cp.db'}"
+        migrate(url)
+        yield url
+        get_engine(url).dispose()
+    else:
+        with fresh_postgres_database() as url:
+            migrate(url)
+            yield url
+            get_engine(url).dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """A migrated SQLite database only (for tests where the backend does not matter)."""
+    from control_plane.db import get_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    migrate(url)
+    yield url
+    get_engine(url).dispose()

@@ -1,0 +1,1 @@
+"""Test helpers: real servers and processes on loopback, waited on with deadlines."""
