@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8700
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = 8701
+    gateway_port: int = 8701  # the agent link (mTLS required)
+    gateway_enroll_port: int = 8702  # enrollment (server TLS; no client certificate yet)
     # Hostnames/IPs put in the gateway's server certificate.
     gateway_tls_names: list[str] = ["localhost", "127.0.0.1", "::1"]
 
@@ -31,8 +32,13 @@ class Settings(BaseSettings):
     offline_after_missed_heartbeats: int = 3
     join_token_default_ttl_seconds: int = 900
     join_token_max_ttl_seconds: int = 7 * 24 * 3600
+    # How long finished (expired, redeemed or revoked) join tokens are kept before the scheduler purges them.
+    join_token_retention_seconds: int = 7 * 24 * 3600
     command_ttl_seconds: int = 3600
     data_plane_token_ttl_seconds: int = 900
+    # When set, POST /api/v1/bootstrap also needs this value in the X-Bootstrap-Token header, so
+    # a freshly started public control plane cannot be claimed by whoever reaches it first.
+    bootstrap_token: str | None = None
 
     max_message_bytes: int = 1 << 20
     max_connection_age_seconds: int = 3600

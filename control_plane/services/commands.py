@@ -155,3 +155,16 @@ def command_view(command: AgentCommand) -> dict[str, Any]:
         "acked_at": iso(command.acked_at),
         "expires_at": iso(command.expires_at),
     }
+
+
+def pending_commands(session: Session, *, limit: int = 1000) -> list[AgentCommand]:
+    """Commands never delivered yet, across agents; the gateway filters by who is connected here."""
+    return list(
+        session.exec(
+            select(AgentCommand)
+            .where(col(AgentCommand.state) == "pending")
+            .where(col(AgentCommand.expires_at) > utcnow())
+            .order_by(col(AgentCommand.created_at))
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,60 @@
+"""Data-plane REST API. Calls carry a short-lived JWT the control plane signed; it is
+verified here, offline, with the control plane's public key, so the data plane keeps
+working while the control plane is unreachable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from data_plane_agent.link.client import LinkState
+from data_plane_agent.link.identity import AgentHome
+from shared import __version__
+from shared.errors import MallardError, Unauthenticated, Unavailable
+from shared.jwt_tokens import DataPlaneClaims, verify
+
+
+def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
+    app = FastAPI(title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    identity = home.identity()
+
+    @app.exception_handler(MallardError)
+    async def _mallard_error(_request: Request, exc: MallardError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+    def claims(request: Request) -> DataPlaneClaims:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("missing bearer token; get one with POST /api/v1/data-plane/token")
+        if not home.jwt_public_key.exists():
+            raise Unavailable("this agent has no token verification key yet; it gets one at enrollment")
+        return verify(token.strip(), home.jwt_public_key.read_bytes(), tenant_id=identity.tenant_id)
+
+    Claims = Annotated[DataPlaneClaims, Depends(claims)]
+
+    @app.get("/v1/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Liveness: the process serves requests. Public, for probes."""
+        return {"status": "ok", "agent_id": identity.agent_id, "link": "connected" if link_state.connected else "disconnected"}
+
+    @app.get("/v1/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """Readiness: enrolled and able to verify tokens (the link may be down; serving goes on)."""
+        ok = home.jwt_public_key.exists()
+        return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+    @app.get("/v1/version", tags=["health"])
+    def version() -> dict[str, str]:
+        return {"version": __version__, "agent_id": identity.agent_id, "tenant_id": identity.tenant_id}
+
+    @app.get("/v1/whoami", tags=["auth"])
+    def whoami(c: Claims) -> dict[str, Any]:
+        """Who the presented token says the caller is (checks the JWT path end to end)."""
+        return {"subject": c.subject, "tenant_id": c.tenant_id, "role": c.role, "expires_at": c.expires_at,
+                "agent_id": identity.agent_id}
+
+    return app

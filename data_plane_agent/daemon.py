@@ -1,0 +1,97 @@
+"""The agent process: enroll once, keep the link up, serve the data-plane API, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from data_plane_agent.api.app import create_app
+from data_plane_agent.link.backoff import Backoff
+from data_plane_agent.link.client import LinkClient
+from data_plane_agent.link.enroll import EnrollmentError, enroll
+from data_plane_agent.link.identity import AgentHome
+from data_plane_agent.link.outbox import Outbox
+from data_plane_agent.settings import AgentSettings
+
+log = logging.getLogger("mallard.agent")
+
+
+class Agent:
+    """`await run()` until `shutdown()` (safe to call more than once)."""
+
+    def __init__(self, settings: AgentSettings) -> None:
+        if not settings.control_plane:
+            raise ValueError("--control-plane HOST:PORT is required")
+        self.settings = settings
+        self.home = AgentHome(settings.home)
+        self._stop = asyncio.Event()
+        self.link: LinkClient | None = None
+        self._http: uvicorn.Server | None = None
+
+    async def _ensure_enrolled(self) -> None:
+        if self.home.enrolled:
+            if self.settings.join_token:
+                log.info("already enrolled as %s; ignoring the join token", self.home.identity().spiffe_id)
+            return
+        backoff = Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
+        while not self._stop.is_set():
+            try:
+                await enroll(self.settings, self.home)
+                return
+            except EnrollmentError as exc:
+                if not exc.retryable:
+                    raise
+                delay = backoff.next_delay()
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def run(self) -> None:
+        self.home.prepare()
+        await self._ensure_enrolled()
+        if self._stop.is_set():
+            return
+        outbox = Outbox(self.home.state_db)
+        self.link = LinkClient(self.settings, self.home, outbox, self.home.identity())
+        outbox.append("agent.started", {"run_id": self.link.run_id})
+        app = create_app(self.home, self.link.state)
+        config = uvicorn.Config(
+            app, host=self.settings.data_plane_host, port=self.settings.data_plane_port,
+            log_level="warning", lifespan="off",
+        )
+        self._http = uvicorn.Server(config)
+        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        link_task = asyncio.create_task(self.link.run(), name="link")
+        http_task = asyncio.create_task(self._http.serve(), name="data-plane-api")
+        log.info("data plane API on %s", self.settings.effective_data_plane_url)
+        stop_task = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({link_task, http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("shutting down")
+        self.link.stop()
+        self._http.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.gather(link_task, http_task, return_exceptions=True),
+                                   self.settings.shutdown_grace_seconds)
+        except TimeoutError:
+            log.warning("shutdown grace period elapsed; cancelling")
+            link_task.cancel()
+            http_task.cancel()
+        outbox.close()
+        for task in done:
+            if task is not stop_task and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        self._stop.set()
+
+
+async def run_agent(settings: AgentSettings) -> None:
+    agent = Agent(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.shutdown)
+    await agent.run()

@@ -1,0 +1,45 @@
+"""The agent's one settings class (MALLARD_AGENT_* environment variables or CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentSettings(BaseSettings):
+    """Where the agent keeps its identity and state, and how it reaches the control plane."""
+
+    model_config = SettingsConfigDict(env_prefix="MALLARD_AGENT_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default=Path.home() / ".mallard" / "agent")
+    control_plane: str = ""  # HOST:PORT of the gateway's agent link (mTLS)
+    enroll_address: str = ""  # HOST:PORT of enrollment; default: link port + 1
+    ca_file: Path | None = None  # CA that signed the gateway's server certificate
+    join_token: str = ""
+    tenant_id: str = ""  # optional pin: refuse a join token of another tenant
+    tls_server_name: str = ""  # override the name checked in the gateway certificate
+
+    data_plane_host: str = "127.0.0.1"
+    data_plane_port: int = 8710
+    data_plane_url: str = ""  # advertised URL; default http://host:port
+
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    keepalive_time_ms: int = 30_000
+    keepalive_timeout_ms: int = 10_000
+    max_concurrent_commands: int = 4
+    outbox_window: int = 256
+    shutdown_grace_seconds: float = 10.0
+
+    @property
+    def effective_enroll_address(self) -> str:
+        if self.enroll_address:
+            return self.enroll_address
+        host, _, port = self.control_plane.rpartition(":")
+        return f"{host}:{int(port) + 1}"
+
+    @property
+    def effective_data_plane_url(self) -> str:
+        return self.data_plane_url or f"http://{self.data_plane_host}:{self.data_plane_port}"
