@@ -1,0 +1,1 @@
+"""The `mallard` command line."""
