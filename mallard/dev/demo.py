@@ -1,0 +1,68 @@
+"""`make demo`: walk through the running dev stack with the real CLI and print what happened.
+
+Runs after `mallard dev up --detach`; each step is a `mallard` command a user could type.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from rich.console import Console
+
+from mallard.dev.stack import DevStack, default_home
+
+console = Console()
+
+
+def mallard(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    console.print(f"\n[bold cyan]$ mallard {' '.join(args)}[/bold cyan]", highlight=False)
+    result = subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True, timeout=120)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if check and result.returncode != 0:
+        raise SystemExit(f"demo step failed: mallard {' '.join(args)} (exit {result.returncode})")
+    return result
+
+
+def main() -> int:
+    stack = DevStack(default_home())
+    info = stack.info()
+    if info is None or not stack.healthy():
+        console.print("[red]the dev stack is not running; start it with `mallard dev up --detach`[/red]")
+        return 1
+    agent_id = info["agent_id"]
+    console.rule("Mallard demo: the hybrid spine")
+    console.print("A control plane (API, gateway, scheduler) and one agent enrolled over mTLS are running.")
+
+    mallard("agents", "list")
+    listed = json.loads(mallard("agents", "list", "--json").stdout)
+    online = [a for a in listed if a["id"] == agent_id and a["status"] == "online"]
+    if not online:
+        raise SystemExit(f"agent {agent_id} is not online")
+
+    started = time.perf_counter()
+    mallard("agents", "describe", agent_id)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    console.print(f"[dim](describe round trip through the gateway and back: {elapsed_ms:.0f} ms incl. CLI start)[/dim]")
+
+    projects = json.loads(mallard("projects", "list", "--json").stdout)
+    if not any(p["name"] == "demo" for p in projects):
+        mallard("projects", "create", "demo", "--description", "created by make demo")
+    mallard("projects", "list")
+    mallard("agents", "token", "list")
+
+    console.rule("Where to look")
+    console.print(f"API + OpenAPI:   {info['api_url']}/docs", highlight=False)
+    console.print(f"data plane:      {info['data_plane_url']}/v1/health", highlight=False)
+    console.print(f"gateway:         {info['gateway']} (mTLS), enrollment {info['enroll']}", highlight=False)
+    console.print(f"dev.json:        {stack.dev_json}", highlight=False)
+    console.print(f"logs:            {stack.logs}", highlight=False)
+    console.print("the stack stays up; stop it with: mallard dev down", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
