@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sqlmodel import col, select
 from control_plane.db import session_scope
 from control_plane.models import Agent, AgentCommand, AuditLog, JoinToken
 from control_plane.scheduler import tasks
+from control_plane.scheduler.broker import processed_dir
 from control_plane.settings import Settings, get_settings
 from tests.control_plane.scheduler import factories as make
 from tests.control_plane.scheduler.conftest import RETENTION_SECONDS
@@ -33,10 +36,8 @@ def test_mark_offline_agents_takes_only_stale_online_agents_offline(scheduler_se
     assert tasks.mark_offline_agents.run() == [stale]
 
     with session_scope(url) as session:
-        assert session.get(Agent, stale).status == "offline"  # type: ignore[union-attr]
-        assert session.get(Agent, stale).connected is False  # type: ignore[union-attr]
-        assert session.get(Agent, fresh).status == "online"  # type: ignore[union-attr]
-        assert session.get(Agent, already_offline).status == "offline"  # type: ignore[union-attr]
+        agents = {a.id: (a.status, a.connected) for a in session.exec(select(Agent))}
+    assert agents == {stale: ("offline", False), fresh: ("online", True), already_offline: ("offline", False)}
     [row] = audit_rows(url, "agent.offline")
     assert (row.tenant_id, row.actor, row.target_type, row.target_id) == (tenant, "system:scheduler", "agent", stale)
 
@@ -129,3 +130,30 @@ def test_a_database_error_is_retried_with_backoff(tmp_path: Path, monkeypatch: p
     assert isinstance(result.result, OperationalError)
     assert len(retries) == tasks.TASK_OPTIONS["max_retries"]
     assert all(isinstance(getattr(r, "exc", None), OperationalError) for r in retries)
+
+
+def test_prune_broker_files_deletes_only_old_processed_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MALLARD_CP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MALLARD_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        processed = processed_dir(get_settings())
+        processed.mkdir(parents=True)
+        old, fresh = processed / "1_a.mallard.scheduler.msg", processed / "2_b.mallard.scheduler.msg"
+        old.write_text("{}")
+        fresh.write_text("{}")
+        an_hour_ago = time.time() - tasks.BROKER_FILE_RETENTION_SECONDS - 60
+        os.utime(old, (an_hour_ago, an_hour_ago))
+
+        assert tasks.prune_broker_files.run() == 1
+        assert not old.exists() and fresh.exists()
+
+        monkeypatch.setenv("MALLARD_BROKER_URL", "redis://127.0.0.1:6390/0")
+        get_settings.cache_clear()
+        os.utime(fresh, (an_hour_ago, an_hour_ago))
+        assert tasks.prune_broker_files.run() == 0, "with Redis the folder is not the scheduler's to prune"
+        assert fresh.exists()
+    finally:
+        get_settings.cache_clear()

@@ -105,6 +105,7 @@ def went_offline(url: str, agent_id: str) -> bool:
         return offline and audited is not None
 
 
+@pytest.mark.redis
 def test_worker_with_beat_on_redis_marks_a_silent_agent_offline(sqlite_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
     agent_id = stale_online_agent(sqlite_url)
@@ -147,4 +148,3 @@ def test_other_processes_can_enqueue_on_the_embedded_broker(
                 return command is not None and command.state == "expired"
 
         worker.wait_for(expired, f"command {command_id} to expire")
-        worker.stop()

@@ -1,0 +1,1 @@
+"""Periodic control-plane housekeeping: Celery worker + beat (Redis broker, or an embedded one)."""
