@@ -61,6 +61,9 @@ class LinkClient:
         self._command_tasks: set[asyncio.Task[None]] = set()
         self._in_flight_events: set[int] = set()
         self._pending_key: bytes | None = None
+        # The current stream's send queue; None while disconnected. Command acks go to
+        # whichever stream is live when the command finishes, not the one it arrived on.
+        self._send_queue: asyncio.Queue[pb.AgentMessage | None] | None = None
 
     def notify_event(self) -> None:
         """Wake the outbox pump (events appended in this process)."""
@@ -128,6 +131,7 @@ class LinkClient:
                 raise ValueError("control plane did not send a welcome")
             welcome = first.welcome
             self._on_welcome(welcome)
+            self._send_queue = send_queue
             backoff.reset()
             acked = asyncio.Event()
             tasks = [
@@ -148,6 +152,7 @@ class LinkClient:
                     elif task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
             finally:
+                self._send_queue = None
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -205,9 +210,11 @@ class LinkClient:
             acked.clear()
             # Other processes may append too, so poll as well as wait for a wake-up.
             waiters = [asyncio.create_task(self._events_appended.wait()), asyncio.create_task(acked.wait())]
-            await asyncio.wait(waiters, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            try:
+                await asyncio.wait(waiters, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
 
     async def _reader(
         self, call: grpc.aio.StreamStreamCall, send_queue: asyncio.Queue[pb.AgentMessage | None], acked: asyncio.Event
@@ -223,7 +230,7 @@ class LinkClient:
                 self._in_flight_events.discard(message.event_ack.seq)
                 acked.set()
             elif kind == "command":
-                self._spawn_command(message.command, send_queue)
+                self._spawn_command(message.command)
             elif kind == "intervals":
                 if message.intervals.heartbeat_ms:
                     self.state.heartbeat_ms = message.intervals.heartbeat_ms
@@ -234,14 +241,14 @@ class LinkClient:
             else:
                 log.warning("ignoring an unknown message from the control plane (%s); upgrade the agent", kind)
 
-    def _spawn_command(self, command: pb.Command, send_queue: asyncio.Queue[pb.AgentMessage | None]) -> None:
+    def _spawn_command(self, command: pb.Command) -> None:
         if command.id in self.state.in_flight_commands:
             return  # already running in this process; its ack will follow
-        task = asyncio.create_task(self._execute(command, send_queue))
+        task = asyncio.create_task(self._execute(command))
         self._command_tasks.add(task)
         task.add_done_callback(self._command_tasks.discard)
 
-    async def _execute(self, command: pb.Command, send_queue: asyncio.Queue[pb.AgentMessage | None]) -> None:
+    async def _execute(self, command: pb.Command) -> None:
         record, first = self.outbox.begin_command(command.id, command.type, self.run_id)
         if not first:
             if record.finished:
@@ -251,8 +258,7 @@ class LinkClient:
                 self.outbox.finish_command(command.id, ok=False, result_json=None, error=error)
             else:
                 return
-            send_queue.put_nowait(pb.AgentMessage(command_ack=pb.CommandAck(
-                command_id=command.id, ok=ok, result_json=result, error=error)))
+            self._send_ack(pb.CommandAck(command_id=command.id, ok=ok, result_json=result, error=error))
             return
         self.state.in_flight_commands.add(command.id)
         try:
@@ -277,8 +283,13 @@ class LinkClient:
             self.outbox.finish_command(command.id, ok=ok, result_json=result_json or None, error=error or None)
         finally:
             self.state.in_flight_commands.discard(command.id)
-        send_queue.put_nowait(pb.AgentMessage(command_ack=pb.CommandAck(
-            command_id=command.id, ok=ok, result_json=result_json, error=error)))
+        self._send_ack(pb.CommandAck(command_id=command.id, ok=ok, result_json=result_json, error=error))
+
+    def _send_ack(self, ack: pb.CommandAck) -> None:
+        # While disconnected the ack is dropped: the control plane redelivers unacked
+        # commands after the reconnect and the executed-command table answers them.
+        if self._send_queue is not None:
+            self._send_queue.put_nowait(pb.AgentMessage(command_ack=ack))
 
     async def _renewal(self, send_queue: asyncio.Queue[pb.AgentMessage | None]) -> None:
         creds = self.home.credentials()
