@@ -4,7 +4,7 @@ working while the control plane is unreachable."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -34,8 +34,6 @@ def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
             raise Unavailable("this agent has no token verification key yet; it gets one at enrollment")
         return verify(token.strip(), home.jwt_public_key.read_bytes(), tenant_id=identity.tenant_id)
 
-    Claims = Annotated[DataPlaneClaims, Depends(claims)]
-
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, Any]:
         """Liveness: the process serves requests. Public, for probes."""
@@ -52,7 +50,7 @@ def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
         return {"version": __version__, "agent_id": identity.agent_id, "tenant_id": identity.tenant_id}
 
     @app.get("/v1/whoami", tags=["auth"])
-    def whoami(c: Claims) -> dict[str, Any]:
+    def whoami(c: DataPlaneClaims = Depends(claims)) -> dict[str, Any]:
         """Who the presented token says the caller is (checks the JWT path end to end)."""
         return {"subject": c.subject, "tenant_id": c.tenant_id, "role": c.role, "expires_at": c.expires_at,
                 "agent_id": identity.agent_id}
