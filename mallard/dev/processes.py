@@ -42,7 +42,12 @@ def spawn(name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, mar
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # survives the CLI exiting (`--detach`) and Ctrl-C in the shell
         )
-    return ManagedProcess(name=name, pid=popen.pid, marker=marker, log=str(log_path))
+    proc = ManagedProcess(name=name, pid=popen.pid, marker=marker, log=str(log_path))
+    # Until the child calls exec, /proc/<pid>/cmdline still shows our own command line.
+    deadline = time.monotonic() + 10
+    while not is_alive(proc) and popen.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc
 
 
 def stop(proc: ManagedProcess, *, timeout: float = 15.0) -> bool:
