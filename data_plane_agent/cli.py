@@ -16,22 +16,32 @@ from data_plane_agent.link.identity import AgentHome
 from data_plane_agent.settings import AgentSettings
 from shared import __version__
 
-app = typer.Typer(help="Mallard data-plane agent: runs inside your network and dials out to the control plane.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Mallard data-plane agent: runs inside your network and dials out to the control plane.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 @app.command()
 def run(
-    control_plane: str = typer.Option(..., envvar="MALLARD_AGENT_CONTROL_PLANE",
-                                      help="HOST:PORT of the control plane's agent link (mTLS)."),
-    home: Path = typer.Option(Path.home() / ".mallard" / "agent", envvar="MALLARD_AGENT_HOME",
-                              help="Directory for the agent's key, certificate and state."),
-    join_token: str = typer.Option("", envvar="MALLARD_AGENT_JOIN_TOKEN",
-                                   help="One-time join token (only needed for the first start)."),
-    enroll_address: str = typer.Option("", envvar="MALLARD_AGENT_ENROLL_ADDRESS",
-                                       help="HOST:PORT for enrollment (default: link port + 1)."),
-    ca_file: Path | None = typer.Option(None, envvar="MALLARD_AGENT_CA_FILE",
-                                        help="CA bundle that signed the gateway's certificate."),
+    control_plane: str = typer.Option(
+        ..., envvar="MALLARD_AGENT_CONTROL_PLANE", help="HOST:PORT of the control plane's agent link (mTLS)."
+    ),
+    home: Path = typer.Option(
+        Path.home() / ".mallard" / "agent",
+        envvar="MALLARD_AGENT_HOME",
+        help="Directory for the agent's key, certificate and state.",
+    ),
+    join_token: str = typer.Option(
+        "", envvar="MALLARD_AGENT_JOIN_TOKEN", help="One-time join token (only needed for the first start)."
+    ),
+    enroll_address: str = typer.Option(
+        "", envvar="MALLARD_AGENT_ENROLL_ADDRESS", help="HOST:PORT for enrollment (default: link port + 1)."
+    ),
+    ca_file: Path | None = typer.Option(
+        None, envvar="MALLARD_AGENT_CA_FILE", help="CA bundle that signed the gateway's certificate."
+    ),
     tenant: str = typer.Option("", envvar="MALLARD_AGENT_TENANT_ID", help="Refuse join tokens of any other tenant."),
     data_plane_host: str = typer.Option("127.0.0.1", envvar="MALLARD_AGENT_DATA_PLANE_HOST"),
     data_plane_port: int = typer.Option(8710, envvar="MALLARD_AGENT_DATA_PLANE_PORT"),
@@ -40,8 +50,14 @@ def run(
     """Enroll (first start only), connect, heartbeat, execute commands, serve the data-plane API."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = AgentSettings(
-        home=home, control_plane=control_plane, join_token=join_token, enroll_address=enroll_address,
-        ca_file=ca_file, tenant_id=tenant, data_plane_host=data_plane_host, data_plane_port=data_plane_port,
+        home=home,
+        control_plane=control_plane,
+        join_token=join_token,
+        enroll_address=enroll_address,
+        ca_file=ca_file,
+        tenant_id=tenant,
+        data_plane_host=data_plane_host,
+        data_plane_port=data_plane_port,
     )
     try:
         asyncio.run(run_agent(settings))

@@ -60,11 +60,15 @@ class Agent:
         outbox.append("agent.started", {"run_id": self.link.run_id})
         app = create_app(self.home, self.link.state)
         config = uvicorn.Config(
-            app, host=self.settings.data_plane_host, port=self.settings.data_plane_port,
-            log_level="warning", lifespan="off",
+            app,
+            host=self.settings.data_plane_host,
+            port=self.settings.data_plane_port,
+            log_level="warning",
+            lifespan="off",
         )
         self._http = uvicorn.Server(config)
-        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Signals belong to the agent (graceful shutdown of the link too), not to uvicorn.
+        setattr(self._http, "install_signal_handlers", lambda: None)  # noqa: B010
         link_task = asyncio.create_task(self.link.run(), name="link")
         http_task = asyncio.create_task(self._http.serve(), name="data-plane-api")
         log.info("data plane API on %s", self.settings.effective_data_plane_url)
@@ -74,8 +78,9 @@ class Agent:
         self.link.stop()
         self._http.should_exit = True
         try:
-            await asyncio.wait_for(asyncio.gather(link_task, http_task, return_exceptions=True),
-                                   self.settings.shutdown_grace_seconds)
+            await asyncio.wait_for(
+                asyncio.gather(link_task, http_task, return_exceptions=True), self.settings.shutdown_grace_seconds
+            )
         except TimeoutError:
             log.warning("shutdown grace period elapsed; cancelling")
             link_task.cancel()

@@ -55,7 +55,9 @@ class ControlPlaneClient:
                 err = {"message": response.text[:500]}
             raise ApiError(
                 err.get("message") or f"HTTP {response.status_code}",
-                status=response.status_code, code=err.get("code", ""), field=err.get("field"),
+                status=response.status_code,
+                code=err.get("code", ""),
+                field=err.get("field"),
             )
         if response.status_code == 204 or not response.content:
             return None

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from cryptography import x509
 
 TRUST_DOMAIN = "mallard"
-_SPIFFE_RE = re.compile(r"^spiffe://(?P<domain>[a-z0-9.-]+)/tenant/(?P<tenant>[A-Za-z0-9_-]+)/agent/(?P<agent>[A-Za-z0-9_-]+)$")
+_SPIFFE_RE = re.compile(
+    r"^spiffe://(?P<domain>[a-z0-9.-]+)/tenant/(?P<tenant>[A-Za-z0-9_-]+)/agent/(?P<agent>[A-Za-z0-9_-]+)$"
+)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ def verify(token: str, public_key_pem: bytes, *, tenant_id: str, leeway: int = 3
     if claims.get("tenant") != tenant_id:
         raise PermissionDenied("data-plane token belongs to another tenant")
     return DataPlaneClaims(
-        subject=str(claims["sub"]), tenant_id=str(claims["tenant"]), role=str(claims.get("role", "viewer")),
+        subject=str(claims["sub"]),
+        tenant_id=str(claims["tenant"]),
+        role=str(claims.get("role", "viewer")),
         expires_at=int(claims["exp"]),
     )

@@ -27,7 +27,7 @@ class EnrollmentService:
         self.ca = ca
         self.jwt_public_pem = jwt_public_pem
 
-    async def Enroll(  # noqa: N802  (gRPC method name)
+    async def Enroll(
         self, request: pb.EnrollRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> pb.EnrollResponse:
         if isinstance(request, Undecodable):
@@ -48,7 +48,10 @@ class EnrollmentService:
             )
             session.flush()
             signed = issue_certificate(
-                session, self.ca, agent, bytes(request.csr_pem),
+                session,
+                self.ca,
+                agent,
+                bytes(request.csr_pem),
                 lifetime_seconds=self.settings.cert_lifetime_seconds,
                 backdate_seconds=self.settings.cert_backdate_seconds,
             )

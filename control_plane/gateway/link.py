@@ -88,7 +88,7 @@ class AgentLinkService:
     def intervals(self) -> pb.Intervals:
         return pb.Intervals(heartbeat_ms=self.settings.heartbeat_interval_ms)
 
-    async def Connect(  # noqa: N802  (gRPC method name)
+    async def Connect(
         self,
         request_iterator: AsyncIterator[pb.AgentMessage | Undecodable],
         context: grpc.aio.ServicerContext,
@@ -155,8 +155,12 @@ class AgentLinkService:
         agent = session.get(Agent, agent_id)
         assert agent is not None
         mark_connected(
-            session, agent, version=hello.version, capabilities=list(hello.capabilities),
-            data_plane_url=hello.data_plane_url, hostname=hello.hostname,
+            session,
+            agent,
+            version=hello.version,
+            capabilities=list(hello.capabilities),
+            data_plane_url=hello.data_plane_url,
+            hostname=hello.hostname,
         )
 
     async def _read_loop(
@@ -204,7 +208,9 @@ class AgentLinkService:
         if not event.type:
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"event {event.seq} has no type")
         if len(event.payload_json) > MAX_EVENT_PAYLOAD:
-            raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, f"event {event.seq} payload exceeds {MAX_EVENT_PAYLOAD} bytes")
+            raise StreamError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"event {event.seq} payload exceeds {MAX_EVENT_PAYLOAD} bytes"
+            )
         try:
             payload = json.loads(event.payload_json or "{}")
         except ValueError as exc:
@@ -220,8 +226,12 @@ class AgentLinkService:
             agent = session.get(Agent, agent_id)
             assert agent is not None
             return apply_event(
-                session, agent=agent, seq=event.seq, type_=event.type,
-                payload_json=event.payload_json or "{}", occurred_at=occurred,
+                session,
+                agent=agent,
+                seq=event.seq,
+                type_=event.type,
+                payload_json=event.payload_json or "{}",
+                occurred_at=occurred,
             )
 
         await self.db.run(apply)
@@ -233,8 +243,12 @@ class AgentLinkService:
         agent_id = stream.agent_id
         await self.db.run(
             lambda s: record_ack(
-                s, agent_id=agent_id, command_id=ack.command_id, ok=ack.ok,
-                result_json=ack.result_json, error=ack.error[:2000],
+                s,
+                agent_id=agent_id,
+                command_id=ack.command_id,
+                ok=ack.ok,
+                result_json=ack.result_json,
+                error=ack.error[:2000],
             )
         )
         stream.send(pb.ControlMessage(command_ack_receipt=pb.CommandAckReceipt(command_id=ack.command_id)))
@@ -247,14 +261,25 @@ class AgentLinkService:
             agent = session.get(Agent, agent_id)
             assert agent is not None
             signed = issue_certificate(
-                session, self.ca, agent, csr_pem,
+                session,
+                self.ca,
+                agent,
+                csr_pem,
                 lifetime_seconds=self.settings.cert_lifetime_seconds,
                 backdate_seconds=self.settings.cert_backdate_seconds,
             )
-            audit.record(session, tenant_id=agent.tenant_id, actor=f"agent:{agent.id}", action="agent.certificate.renew",
-                         target_type="agent", target_id=agent.id, details={"serial": signed.serial})
+            audit.record(
+                session,
+                tenant_id=agent.tenant_id,
+                actor=f"agent:{agent.id}",
+                action="agent.certificate.renew",
+                target_type="agent",
+                target_id=agent.id,
+                details={"serial": signed.serial},
+            )
             return pb.RenewResponse(
-                certificate_pem=signed.pem, ca_chain_pem=self.ca.cert_pem,
+                certificate_pem=signed.pem,
+                ca_chain_pem=self.ca.cert_pem,
                 not_after_unix=int(signed.not_after.timestamp()),
             )
 
@@ -271,7 +296,8 @@ class AgentLinkService:
             return 0
         commands = await self.db.run(lambda s: open_commands(s, list(by_agent)), retries=3)
         to_send = [
-            c for c in commands
+            c
+            for c in commands
             if c.id not in by_agent[c.agent_id].sent_commands and (not pending_only or c.state == "pending")
         ]
         if not to_send:

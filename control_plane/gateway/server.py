@@ -97,12 +97,17 @@ class GatewayServer:
         self._server = server
         self._loops = [
             asyncio.create_task(self._every(s.command_poll_interval_ms / 1000, self._deliver_pending), name="commands"),
-            asyncio.create_task(self._every(s.revocation_check_interval_ms / 1000, self._cut_revoked), name="revocation"),
+            asyncio.create_task(
+                self._every(s.revocation_check_interval_ms / 1000, self._cut_revoked), name="revocation"
+            ),
             asyncio.create_task(self._every(1.0, self._flush_heartbeats), name="heartbeats"),
         ]
         log.info(
             "gateway listening: link (mTLS) %s:%d, enroll (TLS) %s:%d",
-            s.gateway_host, self.link_port, s.gateway_host, self.enroll_port,
+            s.gateway_host,
+            self.link_port,
+            s.gateway_host,
+            self.enroll_port,
         )
 
     async def run(self) -> None:
@@ -164,10 +169,10 @@ class GatewayServer:
         serials = {s.agent_id: s.serial for s in streams if not s.closed}
         cut = await self.db.run(lambda s: revoked_among(s, serials), retries=2)
         for agent_id in cut:
-            stream = self.registry.get(agent_id)
-            if stream is not None:
+            live = self.registry.get(agent_id)
+            if live is not None:
                 log.info("cutting the stream of revoked agent %s", agent_id)
-                stream.close(grpc.StatusCode.PERMISSION_DENIED, f"agent {agent_id} or its certificate has been revoked")
+                live.close(grpc.StatusCode.PERMISSION_DENIED, f"agent {agent_id} or its certificate has been revoked")
 
     async def _flush_heartbeats(self) -> None:
         seen = {a: t for a, t in self.registry.last_seen.items() if self.registry.get(a) is not None}

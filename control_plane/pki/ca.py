@@ -69,9 +69,15 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                    key_encipherment=False, data_encipherment=False, key_agreement=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -92,7 +98,9 @@ class CertificateAuthority:
 
     # ---- issuing -------------------------------------------------------------------------
 
-    def _builder(self, subject_cn: str, public_key: object, not_before: datetime, not_after: datetime) -> x509.CertificateBuilder:
+    def _builder(
+        self, subject_cn: str, public_key: object, not_before: datetime, not_after: datetime
+    ) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
@@ -102,9 +110,7 @@ class CertificateAuthority:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
         )
 
     def sign_agent_csr(
@@ -128,9 +134,15 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_encipherment=False, content_commitment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_encipherment=False,
+                    content_commitment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -159,8 +171,12 @@ class CertificateAuthority:
                 sans.append(x509.DNSName(name))
         now = datetime.now(UTC)
         cert = (
-            self._builder(names[0] if names else "mallard-gateway", key.public_key(), now - timedelta(minutes=5),
-                          now + SERVER_LIFETIME)
+            self._builder(
+                names[0] if names else "mallard-gateway",
+                key.public_key(),
+                now - timedelta(minutes=5),
+                now + SERVER_LIFETIME,
+            )
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256())
@@ -184,7 +200,9 @@ class CertificateAuthority:
         return priv, pub
 
     def __repr__(self) -> str:  # never show key material
-        return f"CertificateAuthority(directory={str(self.directory)!r}, subject={self.cert.subject.rfc4514_string()!r})"
+        return (
+            f"CertificateAuthority(directory={str(self.directory)!r}, subject={self.cert.subject.rfc4514_string()!r})"
+        )
 
 
 def parse_csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:

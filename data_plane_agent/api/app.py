@@ -37,7 +37,11 @@ def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, Any]:
         """Liveness: the process serves requests. Public, for probes."""
-        return {"status": "ok", "agent_id": identity.agent_id, "link": "connected" if link_state.connected else "disconnected"}
+        return {
+            "status": "ok",
+            "agent_id": identity.agent_id,
+            "link": "connected" if link_state.connected else "disconnected",
+        }
 
     @app.get("/v1/ready", tags=["health"])
     def ready() -> JSONResponse:
@@ -52,7 +56,12 @@ def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
     @app.get("/v1/whoami", tags=["auth"])
     def whoami(c: DataPlaneClaims = Depends(claims)) -> dict[str, Any]:
         """Who the presented token says the caller is (checks the JWT path end to end)."""
-        return {"subject": c.subject, "tenant_id": c.tenant_id, "role": c.role, "expires_at": c.expires_at,
-                "agent_id": identity.agent_id}
+        return {
+            "subject": c.subject,
+            "tenant_id": c.tenant_id,
+            "role": c.role,
+            "expires_at": c.expires_at,
+            "agent_id": identity.agent_id,
+        }
 
     return app

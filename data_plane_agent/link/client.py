@@ -198,8 +198,12 @@ class LinkClient:
                 for event in batch:
                     send_queue.put_nowait(
                         pb.AgentMessage(
-                            event=pb.Event(seq=event.seq, type=event.type, payload_json=event.payload_json,
-                                           occurred_at_unix_ms=event.occurred_at_ms)
+                            event=pb.Event(
+                                seq=event.seq,
+                                type=event.type,
+                                payload_json=event.payload_json,
+                                occurred_at_unix_ms=event.occurred_at_ms,
+                            )
                         )
                     )
                     in_flight.add(event.seq)
@@ -252,13 +256,13 @@ class LinkClient:
         record, first = self.outbox.begin_command(command.id, command.type, self.run_id)
         if not first:
             if record.finished:
-                ok, result, error = record.state == "succeeded", record.result_json or "", record.error or ""
+                ok, result_text, error = record.state == "succeeded", record.result_json or "", record.error or ""
             elif record.run_id != self.run_id:
-                ok, result, error = False, "", "the agent restarted while this command ran; it was not run again"
+                ok, result_text, error = False, "", "the agent restarted while this command ran; it was not run again"
                 self.outbox.finish_command(command.id, ok=False, result_json=None, error=error)
             else:
                 return
-            self._send_ack(pb.CommandAck(command_id=command.id, ok=ok, result_json=result, error=error))
+            self._send_ack(pb.CommandAck(command_id=command.id, ok=ok, result_json=result_text, error=error))
             return
         self.state.in_flight_commands.add(command.id)
         try:
@@ -266,8 +270,11 @@ class LinkClient:
                 self.outbox.append("command.started", {"command_id": command.id, "type": command.type})
                 self.notify_event()
                 ctx = CommandContext(
-                    agent_id=self.identity.agent_id, tenant_id=self.identity.tenant_id, home=self.home.root,
-                    data_plane_url=self.settings.effective_data_plane_url, started_monotonic=self._started,
+                    agent_id=self.identity.agent_id,
+                    tenant_id=self.identity.tenant_id,
+                    home=self.home.root,
+                    data_plane_url=self.settings.effective_data_plane_url,
+                    started_monotonic=self._started,
                 )
                 try:
                     spec = json.loads(command.spec_json or "{}")

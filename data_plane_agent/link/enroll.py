@@ -70,8 +70,9 @@ async def enroll(settings: AgentSettings, home: AgentHome, *, timeout: float = 1
             )
         except grpc.aio.AioRpcError as exc:
             retryable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-            raise EnrollmentError(f"enrollment at {target} failed: {exc.code().name}: {exc.details()}",
-                                  retryable=retryable) from exc
+            raise EnrollmentError(
+                f"enrollment at {target} failed: {exc.code().name}: {exc.details()}", retryable=retryable
+            ) from exc
     identity = AgentIdentity(tenant_id=response.tenant_id, agent_id=response.agent_id)
     home.save_enrollment(
         identity=identity,

@@ -63,8 +63,10 @@ class AgentHome:
         # Written last: its presence means the enrollment is complete.
         write_public(
             self.identity_file,
-            json.dumps({"tenant_id": identity.tenant_id, "agent_id": identity.agent_id,
-                        "spiffe_id": identity.spiffe_id}, indent=2).encode(),
+            json.dumps(
+                {"tenant_id": identity.tenant_id, "agent_id": identity.agent_id, "spiffe_id": identity.spiffe_id},
+                indent=2,
+            ).encode(),
         )
 
     def credentials(self) -> Credentials:

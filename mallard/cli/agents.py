@@ -32,7 +32,8 @@ def token_create(
     typer.echo(token["token"])
     gateway = client.profile.gateway or "HOST:PORT"
     console.print(
-        f"\nstart an agent with:\n  mallard-agent run --control-plane {gateway} --join-token <token> --ca-file <ca.crt>",
+        f"\nstart an agent with:\n  mallard-agent run --control-plane {gateway} --join-token <token>"
+        " --ca-file <ca.crt>",
         highlight=False,
     )
 

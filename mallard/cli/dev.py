@@ -13,13 +13,17 @@ from mallard.dev import DevStack, StackError
 from mallard.dev.stack import default_home
 
 app = typer.Typer(help="Run the whole platform locally on embedded defaults.", no_args_is_help=True)
-HOME = typer.Option(None, "--home", help="Where the stack keeps its state (default ~/.mallard/dev or $MALLARD_DEV_HOME).")
+HOME = typer.Option(
+    None, "--home", help="Where the stack keeps its state (default ~/.mallard/dev or $MALLARD_DEV_HOME)."
+)
 
 
 @app.command()
 def up(
     home: Path | None = HOME,
-    detach: bool = typer.Option(False, "--detach", "-d", help="Return once the stack is up; stop it with `mallard dev down`."),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Return once the stack is up; stop it with `mallard dev down`."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print dev.json when ready."),
 ) -> None:
     """Start the control-plane API, gateway, scheduler and one enrolled agent; write DIR/dev.json and a CLI profile."""
@@ -29,7 +33,12 @@ def up(
             info = stack.up()
         else:
             with console.status("starting the Mallard dev stack") as status:
-                info = stack.up(progress=lambda m: (status.update(m), console.print(f"[dim]•[/dim] {m}")))
+
+                def progress(message: str) -> None:
+                    status.update(message)
+                    console.print(f"[dim]•[/dim] {message}")
+
+                info = stack.up(progress=progress)
     except StackError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
@@ -37,16 +46,18 @@ def up(
         print_json(info)
     else:
         console.print("\n[bold green]Mallard dev stack is up[/bold green]")
-        print_record({
-            "api": info["api_url"] + "  (OpenAPI: " + info["api_url"] + "/docs)",
-            "gateway": f"{info['gateway']} (mTLS link), {info['enroll']} (enrollment)",
-            "data plane": info["data_plane_url"],
-            "agent": info["agent_id"],
-            "tenant": info["tenant_id"],
-            "state": str(stack.home),
-            "dev.json": str(stack.dev_json),
-            "logs": str(stack.logs),
-        })
+        print_record(
+            {
+                "api": info["api_url"] + "  (OpenAPI: " + info["api_url"] + "/docs)",
+                "gateway": f"{info['gateway']} (mTLS link), {info['enroll']} (enrollment)",
+                "data plane": info["data_plane_url"],
+                "agent": info["agent_id"],
+                "tenant": info["tenant_id"],
+                "state": str(stack.home),
+                "dev.json": str(stack.dev_json),
+                "logs": str(stack.logs),
+            }
+        )
         console.print("\nthe `mallard` CLI now talks to this stack (profile 'dev'); try `mallard agents list`")
     if detach:
         if not as_json:
@@ -75,7 +86,9 @@ def up(
 @app.command()
 def down(
     home: Path | None = HOME,
-    purge: bool = typer.Option(False, "--purge", help="Also delete the stack's state (database, keys, agent identity)."),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also delete the stack's state (database, keys, agent identity)."
+    ),
 ) -> None:
     """Stop every process of the dev stack; nothing is left running."""
     stack = DevStack(home or default_home())

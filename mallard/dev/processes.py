@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,7 +40,11 @@ def spawn(name: str, argv: list[str], *, env: dict[str, str], log_dir: Path, mar
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         popen = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,  # survives the CLI exiting (`--detach`) and Ctrl-C in the shell
         )
     proc = ManagedProcess(name=name, pid=popen.pid, marker=marker, log=str(log_path))
@@ -65,19 +70,15 @@ def stop(proc: ManagedProcess, *, timeout: float = 15.0) -> bool:
             return False
         _reap(proc.pid)
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     _reap(proc.pid)
     return True
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def save(path: Path, procs: list[ManagedProcess]) -> None:

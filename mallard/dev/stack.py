@@ -89,40 +89,77 @@ class DevStack:
             self._prepare(env)
             py = sys.executable
             progress(f"starting the control-plane API on 127.0.0.1:{ports['api']}")
-            started.append(processes.spawn(
-                "api", [py, "-m", "control_plane.api", "--host", "127.0.0.1", "--port", str(ports["api"])],
-                env=env, log_dir=self.logs, marker="control_plane.api"))
+            started.append(
+                processes.spawn(
+                    "api",
+                    [py, "-m", "control_plane.api", "--host", "127.0.0.1", "--port", str(ports["api"])],
+                    env=env,
+                    log_dir=self.logs,
+                    marker="control_plane.api",
+                )
+            )
             processes.save(self.pids_file, started)
             api_url = f"http://127.0.0.1:{ports['api']}"
-            self._wait(lambda: httpx.get(api_url + "/api/v1/health", timeout=1).status_code == 200,
-                       "the API to answer /api/v1/health", started[-1])
+            self._wait(
+                lambda: httpx.get(api_url + "/api/v1/health", timeout=1).status_code == 200,
+                "the API to answer /api/v1/health",
+                started[-1],
+            )
             progress(f"starting the gateway (link 127.0.0.1:{ports['gateway']}, enroll :{ports['gateway'] + 1})")
-            started.append(processes.spawn("gateway", [py, "-m", "control_plane.gateway"], env=env,
-                                           log_dir=self.logs, marker="control_plane.gateway"))
+            started.append(
+                processes.spawn(
+                    "gateway",
+                    [py, "-m", "control_plane.gateway"],
+                    env=env,
+                    log_dir=self.logs,
+                    marker="control_plane.gateway",
+                )
+            )
             processes.save(self.pids_file, started)
-            self._wait(lambda: processes.tcp_open(ports["gateway"]) and processes.tcp_open(ports["gateway"] + 1),
-                       "the gateway ports to open", started[-1])
+            self._wait(
+                lambda: processes.tcp_open(ports["gateway"]) and processes.tcp_open(ports["gateway"] + 1),
+                "the gateway ports to open",
+                started[-1],
+            )
             progress("starting the scheduler (Celery worker + beat, embedded transport)")
-            started.append(processes.spawn("scheduler", [py, "-m", "control_plane.scheduler"], env=env,
-                                           log_dir=self.logs, marker="control_plane.scheduler"))
+            started.append(
+                processes.spawn(
+                    "scheduler",
+                    [py, "-m", "control_plane.scheduler"],
+                    env=env,
+                    log_dir=self.logs,
+                    marker="control_plane.scheduler",
+                )
+            )
             processes.save(self.pids_file, started)
 
             api_key = self._bootstrap(api_url, previous)
-            client = httpx.Client(base_url=api_url + "/api/v1", headers={"Authorization": f"Bearer {api_key}"},
-                                  timeout=15)
-            agent_args = [py, "-m", "data_plane_agent", "run",
-                          "--control-plane", f"127.0.0.1:{ports['gateway']}",
-                          "--home", str(self.agent_home),
-                          "--ca-file", str(self.cp_home / "pki" / "ca.crt"),
-                          "--data-plane-port", str(ports["data_plane"])]
+            client = httpx.Client(
+                base_url=api_url + "/api/v1", headers={"Authorization": f"Bearer {api_key}"}, timeout=15
+            )
+            agent_args = [
+                py,
+                "-m",
+                "data_plane_agent",
+                "run",
+                "--control-plane",
+                f"127.0.0.1:{ports['gateway']}",
+                "--home",
+                str(self.agent_home),
+                "--ca-file",
+                str(self.cp_home / "pki" / "ca.crt"),
+                "--data-plane-port",
+                str(ports["data_plane"]),
+            ]
             if not (self.agent_home / "identity.json").exists():
                 progress("creating a join token for the local agent")
                 token = self._check(client.post("/join-tokens", json={"name": "local-agent", "ttl_seconds": 900}))
                 agent_args += ["--join-token", token["token"]]
             progress(f"starting the agent (data plane on 127.0.0.1:{ports['data_plane']})")
             agent_env = {k: v for k, v in env.items() if not k.startswith("MALLARD_")} | {"PYTHONUNBUFFERED": "1"}
-            started.append(processes.spawn("agent", agent_args, env=agent_env, log_dir=self.logs,
-                                           marker="data_plane_agent"))
+            started.append(
+                processes.spawn("agent", agent_args, env=agent_env, log_dir=self.logs, marker="data_plane_agent")
+            )
             processes.save(self.pids_file, started)
             identity_file = self.agent_home / "identity.json"
             self._wait(identity_file.exists, "the agent to enroll", started[-1])
@@ -163,8 +200,15 @@ class DevStack:
         return info
 
     def _write_profile(self, info: dict[str, Any]) -> None:
-        save_profile(PROFILE_NAME, Profile(api_url=info["api_url"], api_key=info["api_key"],
-                                           data_plane_url=info["data_plane_url"], gateway=info["gateway"]))
+        save_profile(
+            PROFILE_NAME,
+            Profile(
+                api_url=info["api_url"],
+                api_key=info["api_key"],
+                data_plane_url=info["data_plane_url"],
+                gateway=info["gateway"],
+            ),
+        )
 
     def _choose_ports(self, previous: dict[str, int]) -> dict[str, int]:
         taken: set[int] = set()
@@ -182,36 +226,50 @@ class DevStack:
 
     def _control_plane_env(self, ports: dict[str, int]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "MALLARD_CP_HOME": str(self.cp_home),
-            "MALLARD_DATABASE_URL": f"sqlite:///{self.cp_home / 'control-plane.db'}",
-            "MALLARD_API_PORT": str(ports["api"]),
-            "MALLARD_GATEWAY_PORT": str(ports["gateway"]),
-            "MALLARD_GATEWAY_ENROLL_PORT": str(ports["gateway"] + 1),
-            "MALLARD_HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
-        })
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "MALLARD_CP_HOME": str(self.cp_home),
+                "MALLARD_DATABASE_URL": f"sqlite:///{self.cp_home / 'control-plane.db'}",
+                "MALLARD_API_PORT": str(ports["api"]),
+                "MALLARD_GATEWAY_PORT": str(ports["gateway"]),
+                "MALLARD_GATEWAY_ENROLL_PORT": str(ports["gateway"] + 1),
+                "MALLARD_HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
+            }
+        )
         return env
 
     def _prepare(self, env: dict[str, str]) -> None:
         import subprocess
 
         result = subprocess.run(
-            [sys.executable, "-c", "from control_plane.gateway.server import prepare;"
-             "from control_plane.settings import Settings; prepare(Settings())"],
-            env=env, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-c",
+                "from control_plane.gateway.server import prepare;"
+                "from control_plane.settings import Settings; prepare(Settings())",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if result.returncode != 0:
             raise StackError(f"preparing the control-plane database failed:\n{result.stderr[-2000:]}")
 
     def _bootstrap(self, api_url: str, previous: dict[str, Any]) -> str:
         key = previous.get("api_key")
-        if key and httpx.get(api_url + "/api/v1/me", headers={"Authorization": f"Bearer {key}"},
-                             timeout=5).status_code == 200:
+        if (
+            key
+            and httpx.get(api_url + "/api/v1/me", headers={"Authorization": f"Bearer {key}"}, timeout=5).status_code
+            == 200
+        ):
             return str(key)
-        response = httpx.post(api_url + "/api/v1/bootstrap",
-                              json={"tenant": "default", "email": "admin@localhost", "name": "Local admin"},
-                              timeout=15)
+        response = httpx.post(
+            api_url + "/api/v1/bootstrap",
+            json={"tenant": "default", "email": "admin@localhost", "name": "Local admin"},
+            timeout=15,
+        )
         if response.status_code == 409:
             raise StackError(
                 f"the database in {self.cp_home} was bootstrapped before but {self.dev_json} has no working key; "
@@ -222,8 +280,10 @@ class DevStack:
     @staticmethod
     def _check(response: httpx.Response) -> Any:
         if response.status_code >= 400:
-            raise StackError(f"{response.request.method} {response.request.url.path} -> "
-                             f"{response.status_code}: {response.text[:500]}")
+            raise StackError(
+                f"{response.request.method} {response.request.url.path} -> "
+                f"{response.status_code}: {response.text[:500]}"
+            )
         return response.json()
 
     def _wait(self, condition: Callable[[], object], what: str, proc: ManagedProcess, timeout: float = 60.0) -> bool:

@@ -20,8 +20,9 @@ def make_tenant(url: str, name: str) -> str:
 
 def make_join_token(url: str, tenant_id: str, *, name: str = "agent", ttl_seconds: int = 900) -> str:
     with session_scope(url) as session:
-        _row, token = create_join_token(session, tenant_id=tenant_id, name=name, ttl_seconds=ttl_seconds,
-                                        max_ttl_seconds=86400, actor="test")
+        _row, token = create_join_token(
+            session, tenant_id=tenant_id, name=name, ttl_seconds=ttl_seconds, max_ttl_seconds=86400, actor="test"
+        )
         session.commit()
         return token
 

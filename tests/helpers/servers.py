@@ -30,7 +30,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> object:
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> object:
     """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -102,6 +104,7 @@ def redis_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
+
         def _up() -> bool:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return True

@@ -34,8 +34,9 @@ class Proc:
 
     def start(self) -> Proc:
         handle = open(self.log, "ab")  # noqa: SIM115  (kept open for the child's lifetime)
-        self.popen = subprocess.Popen(self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, cwd=repo_root())
+        self.popen = subprocess.Popen(
+            self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=repo_root()
+        )
         handle.close()
         return self
 
@@ -80,16 +81,18 @@ class ControlPlane:
 
     @property
     def env(self) -> dict[str, str]:
-        return _env({
-            "MALLARD_CP_HOME": str(self.home),
-            "MALLARD_DATABASE_URL": self.database_url,
-            "MALLARD_API_PORT": str(self.api_port),
-            "MALLARD_GATEWAY_PORT": str(self.gateway_port),
-            "MALLARD_GATEWAY_ENROLL_PORT": str(self.enroll_port),
-            "MALLARD_HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
-            "MALLARD_REVOCATION_CHECK_INTERVAL_MS": "200",
-            **self.extra_env,
-        })
+        return _env(
+            {
+                "MALLARD_CP_HOME": str(self.home),
+                "MALLARD_DATABASE_URL": self.database_url,
+                "MALLARD_API_PORT": str(self.api_port),
+                "MALLARD_GATEWAY_PORT": str(self.gateway_port),
+                "MALLARD_GATEWAY_ENROLL_PORT": str(self.enroll_port),
+                "MALLARD_HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
+                "MALLARD_REVOCATION_CHECK_INTERVAL_MS": "200",
+                **self.extra_env,
+            }
+        )
 
     @property
     def api_url(self) -> str:
@@ -115,29 +118,42 @@ class ControlPlane:
         prepare(settings)
 
     def start_gateway(self) -> Proc:
-        self.gateway = Proc("gateway", [sys.executable, "-m", "control_plane.gateway"], self.env,
-                            self.home / "gateway.log").start()
-        wait_for(lambda: _port_open(self.gateway_port) and _port_open(self.enroll_port), timeout=30,
-                 what=f"gateway ports; log:\n{self.gateway.output()[-2000:]}")
+        self.gateway = Proc(
+            "gateway", [sys.executable, "-m", "control_plane.gateway"], self.env, self.home / "gateway.log"
+        ).start()
+        wait_for(
+            lambda: _port_open(self.gateway_port) and _port_open(self.enroll_port),
+            timeout=30,
+            what=f"gateway ports; log:\n{self.gateway.output()[-2000:]}",
+        )
         return self.gateway
 
     def start_api(self) -> Proc:
-        self.api = Proc("api", [sys.executable, "-m", "control_plane.api", "--host", "127.0.0.1",
-                                "--port", str(self.api_port)], self.env, self.home / "api.log").start()
-        wait_for(lambda: httpx.get(self.api_url + "/api/v1/health", timeout=1).status_code == 200, timeout=30,
-                 what="API health")
+        self.api = Proc(
+            "api",
+            [sys.executable, "-m", "control_plane.api", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            self.env,
+            self.home / "api.log",
+        ).start()
+        wait_for(
+            lambda: httpx.get(self.api_url + "/api/v1/health", timeout=1).status_code == 200,
+            timeout=30,
+            what="API health",
+        )
         return self.api
 
     def bootstrap(self) -> str:
-        response = httpx.post(self.api_url + "/api/v1/bootstrap",
-                              json={"tenant": "acme", "email": "admin@acme.test"}, timeout=10)
+        response = httpx.post(
+            self.api_url + "/api/v1/bootstrap", json={"tenant": "acme", "email": "admin@acme.test"}, timeout=10
+        )
         assert response.status_code == 201, response.text
         self.api_key = response.json()["api_key"]["key"]
         return self.api_key
 
     def client(self, key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url + "/api/v1",
-                            headers={"Authorization": f"Bearer {key or self.api_key}"}, timeout=30)
+        return httpx.Client(
+            base_url=self.api_url + "/api/v1", headers={"Authorization": f"Bearer {key or self.api_key}"}, timeout=30
+        )
 
     def stop(self) -> None:
         for proc in (self.gateway, self.api):
@@ -154,16 +170,28 @@ class AgentProcess:
     proc: Proc | None = None
 
     def start(self) -> Proc:
-        argv = [sys.executable, "-m", "data_plane_agent", "run",
-                "--control-plane", self.control_plane.link_address,
-                "--enroll-address", self.control_plane.enroll_address,
-                "--home", str(self.home), "--ca-file", str(self.control_plane.ca_file),
-                "--data-plane-port", str(self.data_plane_port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "data_plane_agent",
+            "run",
+            "--control-plane",
+            self.control_plane.link_address,
+            "--enroll-address",
+            self.control_plane.enroll_address,
+            "--home",
+            str(self.home),
+            "--ca-file",
+            str(self.control_plane.ca_file),
+            "--data-plane-port",
+            str(self.data_plane_port),
+        ]
         if self.join_token:
             argv += ["--join-token", self.join_token]
         self.home.mkdir(parents=True, exist_ok=True)
-        self.proc = Proc("agent", argv, _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1"}),
-                         self.home.parent / f"{self.home.name}.log").start()
+        self.proc = Proc(
+            "agent", argv, _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1"}), self.home.parent / f"{self.home.name}.log"
+        ).start()
         return self.proc
 
     @property
@@ -171,8 +199,11 @@ class AgentProcess:
         return json.loads((self.home / "identity.json").read_text())
 
     def wait_enrolled(self, timeout: float = 30) -> str:
-        wait_for(lambda: (self.home / "identity.json").exists(), timeout=timeout,
-                 what=f"agent enrollment; log:\n{self.proc.output()[-2000:] if self.proc else ''}")
+        wait_for(
+            lambda: (self.home / "identity.json").exists(),
+            timeout=timeout,
+            what=f"agent enrollment; log:\n{self.proc.output()[-2000:] if self.proc else ''}",
+        )
         return str(self.identity["agent_id"])
 
     @property

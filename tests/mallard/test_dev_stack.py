@@ -21,12 +21,21 @@ class Cli:
     def __init__(self, tmp_path: Path) -> None:
         self.home = tmp_path / "dev"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-        self.env |= {"MALLARD_CONFIG": str(tmp_path / "config.json"), "MALLARD_DEV_HOME": str(self.home),
-                     "PYTHONPATH": str(repo_root())}
+        self.env |= {
+            "MALLARD_CONFIG": str(tmp_path / "config.json"),
+            "MALLARD_DEV_HOME": str(self.home),
+            "PYTHONPATH": str(repo_root()),
+        }
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "mallard", *args], env=self.env, capture_output=True,
-                                text=True, timeout=180, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "mallard", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
         if check:
             assert result.returncode == 0, f"mallard {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result
@@ -98,4 +107,5 @@ def test_dev_up_gives_a_working_stack_and_down_leaves_nothing_running(cli: Cli, 
     third = cli.json("dev", "up", "--detach")
     assert isinstance(third, dict) and third["agent_id"] == info["agent_id"]
     assert third["tenant_id"] == info["tenant_id"]
-    assert [a["status"] for a in cli.json("agents", "list")] == ["online"]  # type: ignore[union-attr]
+    listed = cli.json("agents", "list")
+    assert isinstance(listed, list) and [a["status"] for a in listed] == ["online"]

@@ -15,8 +15,15 @@ def test_spiffe_round_trip() -> None:
     assert AgentIdentity.parse(identity.spiffe_id) == identity
 
 
-@pytest.mark.parametrize("uri", ["spiffe://other/tenant/a/agent/b", "spiffe://mallard/tenant/a", "https://x/y",
-                                 "spiffe://mallard/tenant/a/agent/b/extra"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "spiffe://other/tenant/a/agent/b",
+        "spiffe://mallard/tenant/a",
+        "https://x/y",
+        "spiffe://mallard/tenant/a/agent/b/extra",
+    ],
+)
 def test_foreign_identities_are_refused(uri: str) -> None:
     with pytest.raises(ValueError, match="not a Mallard agent identity"):
         AgentIdentity.parse(uri)

@@ -17,6 +17,7 @@ def test_generated_stubs_are_up_to_date(tmp_path: Path) -> None:
     committed = repo_root() / "shared" / "protos" / "mallard" / "v1"
     fresh = sorted(p.name for p in (tmp_path / "mallard" / "v1").glob("*.py*"))
     assert fresh == sorted(p.name for p in committed.glob("*.py*")), "stub files differ; run `make proto`"
-    stale = [name for name in fresh if (tmp_path / "mallard" / "v1" / name).read_bytes()
-             != (committed / name).read_bytes()]
+    stale = [
+        name for name in fresh if (tmp_path / "mallard" / "v1" / name).read_bytes() != (committed / name).read_bytes()
+    ]
     assert not stale, f"stale generated stubs {stale}; run `make proto` and commit the result"

@@ -56,7 +56,7 @@ def test_concurrent_redemptions_exactly_one_succeeds(gateway: ControlPlane) -> N
         results: list[str] = []
         barrier = threading.Barrier(4)
 
-        def redeem(token: str = token) -> None:
+        def redeem(token: str = token, barrier: threading.Barrier = barrier, results: list[str] = results) -> None:
             barrier.wait()
             try:
                 enroll(gateway.enroll_address, gateway.ca_file, token)

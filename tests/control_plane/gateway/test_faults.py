@@ -36,9 +36,11 @@ def connected(cp: ControlPlane, agent_id: str) -> bool:
 
 def events_of(cp: ControlPlane, agent_id: str, type_: str) -> list[AgentEvent]:
     with session_scope(cp.database_url) as session:
-        return list(session.exec(
-            select(AgentEvent).where(col(AgentEvent.agent_id) == agent_id).where(col(AgentEvent.type) == type_)
-        ))
+        return list(
+            session.exec(
+                select(AgentEvent).where(col(AgentEvent.agent_id) == agent_id).where(col(AgentEvent.type) == type_)
+            )
+        )
 
 
 def test_gateway_kill9_while_events_flow_loses_and_duplicates_nothing(gateway: ControlPlane, tmp_path: Path) -> None:
@@ -63,12 +65,13 @@ def test_gateway_kill9_while_events_flow_loses_and_duplicates_nothing(gateway: C
 
 
 def test_gateway_kill9_with_a_command_in_flight_runs_it_once(gateway: ControlPlane, tmp_path: Path) -> None:
-    agent, agent_id = start_agent(gateway, tmp_path)
+    _agent, agent_id = start_agent(gateway, tmp_path)
     with session_scope(gateway.database_url) as session:
         row = session.get(Agent, agent_id)
         assert row is not None
-        command = create_command(session, agent=row, type_="ping", spec={"delay_seconds": 1.5}, actor="test",
-                                 ttl_seconds=120)
+        command = create_command(
+            session, agent=row, type_="ping", spec={"delay_seconds": 1.5}, actor="test", ttl_seconds=120
+        )
         session.commit()
         command_id = command.id
 
@@ -87,8 +90,11 @@ def test_gateway_kill9_with_a_command_in_flight_runs_it_once(gateway: ControlPla
         cmd = session.get(AgentCommand, command_id)
         assert cmd is not None and json.loads(cmd.result_json or "{}")["pong"] is True
         assert cmd.delivery_count >= 2  # redelivered after the reconnect ...
-    started = [e for e in events_of(gateway, agent_id, "command.started")
-               if json.loads(e.payload_json)["command_id"] == command_id]
+    started = [
+        e
+        for e in events_of(gateway, agent_id, "command.started")
+        if json.loads(e.payload_json)["command_id"] == command_id
+    ]
     assert len(started) == 1  # ... but executed exactly once
 
 
@@ -118,12 +124,18 @@ def test_agent_kill9_mid_command_does_not_rerun_it(gateway: ControlPlane, tmp_pa
     with session_scope(gateway.database_url) as session:
         row = session.get(Agent, agent_id)
         assert row is not None
-        command_id = create_command(session, agent=row, type_="ping", spec={"delay_seconds": 5}, actor="test",
-                                    ttl_seconds=120).id
+        command_id = create_command(
+            session, agent=row, type_="ping", spec={"delay_seconds": 5}, actor="test", ttl_seconds=120
+        ).id
         session.commit()
-    wait_for(lambda: any(json.loads(e.payload_json)["command_id"] == command_id
-                         for e in events_of(gateway, agent_id, "command.started")),
-             timeout=20, what="the command to start on the agent")
+    wait_for(
+        lambda: any(
+            json.loads(e.payload_json)["command_id"] == command_id
+            for e in events_of(gateway, agent_id, "command.started")
+        ),
+        timeout=20,
+        what="the command to start on the agent",
+    )
     assert agent.proc is not None
     agent.proc.kill9()
     agent.join_token = ""
@@ -139,6 +151,9 @@ def test_agent_kill9_mid_command_does_not_rerun_it(gateway: ControlPlane, tmp_pa
     cmd = wait_for(final, timeout=30, what="the interrupted command to be acked")
     assert isinstance(cmd, AgentCommand)
     assert cmd.state == "failed" and "not run again" in (cmd.error or "")
-    started = [e for e in events_of(gateway, agent_id, "command.started")
-               if json.loads(e.payload_json)["command_id"] == command_id]
+    started = [
+        e
+        for e in events_of(gateway, agent_id, "command.started")
+        if json.loads(e.payload_json)["command_id"] == command_id
+    ]
     assert len(started) == 1

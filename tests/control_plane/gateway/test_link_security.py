@@ -84,8 +84,12 @@ def test_valid_certificate_gets_a_welcome(gateway: ControlPlane) -> None:
 
 def test_foreign_ca_is_refused_at_the_handshake(gateway: ControlPlane, tmp_path: Path) -> None:
     agent_id, _key, _cert = enrolled(gateway)
-    key, cert, _ = mint_certificate(tmp_path / "foreign-ca", AgentIdentity("ten_x", agent_id),
-                                    lifetime=timedelta(hours=1), backdate=timedelta(minutes=5))
+    key, cert, _ = mint_certificate(
+        tmp_path / "foreign-ca",
+        AgentIdentity("ten_x", agent_id),
+        lifetime=timedelta(hours=1),
+        backdate=timedelta(minutes=5),
+    )
     channel, stream = open_stream(gateway, key, cert)
     result = stream.next()
     assert isinstance(result, grpc.RpcError)
@@ -111,9 +115,13 @@ def test_expired_certificate_is_refused(gateway: ControlPlane) -> None:
         from control_plane.models import Agent
 
         tenant_id = session.get(Agent, agent_id).tenant_id  # type: ignore[union-attr]
-    key, cert, _ = mint_certificate(gateway.home / "pki", AgentIdentity(tenant_id, agent_id),
-                                    lifetime=timedelta(seconds=-60), backdate=timedelta(hours=1),
-                                    record_in=gateway.database_url)
+    key, cert, _ = mint_certificate(
+        gateway.home / "pki",
+        AgentIdentity(tenant_id, agent_id),
+        lifetime=timedelta(seconds=-60),
+        backdate=timedelta(hours=1),
+        record_in=gateway.database_url,
+    )
     channel, stream = open_stream(gateway, key, cert)
     result = stream.next()
     assert isinstance(result, grpc.RpcError)
@@ -128,8 +136,12 @@ def test_certificate_not_issued_by_the_gateway_is_refused(gateway: ControlPlane)
         from control_plane.models import Agent
 
         tenant_id = session.get(Agent, agent_id).tenant_id  # type: ignore[union-attr]
-    key, cert, _ = mint_certificate(gateway.home / "pki", AgentIdentity(tenant_id, agent_id),
-                                    lifetime=timedelta(hours=1), backdate=timedelta(minutes=5))
+    key, cert, _ = mint_certificate(
+        gateway.home / "pki",
+        AgentIdentity(tenant_id, agent_id),
+        lifetime=timedelta(hours=1),
+        backdate=timedelta(minutes=5),
+    )
     channel, stream = open_stream(gateway, key, cert)
     result = stream.next()
     assert isinstance(result, grpc.RpcError) and result.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -165,11 +177,13 @@ def test_revoked_agent_is_refused_and_its_live_stream_cut_within_two_seconds(gat
 # ---- bad input on the stream -------------------------------------------------------------
 
 
-def raw_connect(cp: ControlPlane, key: bytes, cert: bytes, frames: list[bytes],
-                options: list[tuple[str, int]] | None = None) -> grpc.RpcError:
+def raw_connect(
+    cp: ControlPlane, key: bytes, cert: bytes, frames: list[bytes], options: list[tuple[str, int]] | None = None
+) -> grpc.RpcError:
     channel = link_channel(cp.link_address, cp.ca_file, key, cert, options)
-    call = channel.stream_stream("/mallard.v1.AgentLink/Connect", request_serializer=None,
-                                 response_deserializer=None)(iter(frames), timeout=10)
+    call = channel.stream_stream("/mallard.v1.AgentLink/Connect", request_serializer=None, response_deserializer=None)(
+        iter(frames), timeout=10
+    )
     try:
         with pytest.raises(grpc.RpcError) as err:
             for _ in call:
@@ -204,8 +218,9 @@ def test_unknown_message_type_gets_invalid_argument(gateway: ControlPlane) -> No
 def test_oversized_message_gets_resource_exhausted(gateway: ControlPlane) -> None:
     _agent, key, cert = enrolled(gateway)
     huge = pb.AgentMessage(event=pb.Event(seq=1, type="x", payload_json="{}" + " " * (2 << 20))).SerializeToString()
-    err = raw_connect(gateway, key, cert, [HELLO.SerializeToString(), huge],
-                      options=[("grpc.max_send_message_length", 8 << 20)])
+    err = raw_connect(
+        gateway, key, cert, [HELLO.SerializeToString(), huge], options=[("grpc.max_send_message_length", 8 << 20)]
+    )
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     with session_scope(gateway.database_url) as session:
         from sqlmodel import select

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def short_lived(sqlite_url: str, tmp_path: Path) -> ControlPlane:
     # 9 s certificates with no backdating: renewal is due 6 s after issue.
-    cp = ControlPlane(database_url=sqlite_url, home=tmp_path / "cp",
-                      extra_env={"MALLARD_CERT_LIFETIME_SECONDS": "9", "MALLARD_CERT_BACKDATE_SECONDS": "0"})
+    cp = ControlPlane(
+        database_url=sqlite_url,
+        home=tmp_path / "cp",
+        extra_env={"MALLARD_CERT_LIFETIME_SECONDS": "9", "MALLARD_CERT_BACKDATE_SECONDS": "0"},
+    )
     cp.prepare()
     cp.start_gateway()
     return cp

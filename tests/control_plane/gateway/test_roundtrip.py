@@ -44,9 +44,12 @@ def test_enroll_connect_heartbeat_describe(control_plane: ControlPlane, tmp_path
         # Heartbeats keep moving last_seen_at forward.
         seen_before = datetime.fromisoformat(first["last_seen_at"].replace("Z", "+00:00"))
         wait_for(
-            lambda: datetime.fromisoformat(api.get(f"/agents/{agent_id}").json()["last_seen_at"].replace("Z", "+00:00"))
-            > seen_before,
-            timeout=10, what="a heartbeat to advance last_seen_at",
+            lambda: (
+                datetime.fromisoformat(api.get(f"/agents/{agent_id}").json()["last_seen_at"].replace("Z", "+00:00"))
+                > seen_before
+            ),
+            timeout=10,
+            what="a heartbeat to advance last_seen_at",
         )
 
         started = time.perf_counter()
@@ -63,10 +66,19 @@ def test_enroll_connect_heartbeat_describe(control_plane: ControlPlane, tmp_path
 
         # The same through the CLI, configured only by environment variables.
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-        env |= {"MALLARD_API_URL": cp.api_url, "MALLARD_API_KEY": cp.api_key,
-                "MALLARD_CONFIG": str(tmp_path / "no-config.json"), "PYTHONPATH": str(repo_root())}
-        cli = subprocess.run([sys.executable, "-m", "mallard", "agents", "describe", agent_id, "--json"],
-                             env=env, capture_output=True, text=True, timeout=60)
+        env |= {
+            "MALLARD_API_URL": cp.api_url,
+            "MALLARD_API_KEY": cp.api_key,
+            "MALLARD_CONFIG": str(tmp_path / "no-config.json"),
+            "PYTHONPATH": str(repo_root()),
+        }
+        cli = subprocess.run(
+            [sys.executable, "-m", "mallard", "agents", "describe", agent_id, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert cli.returncode == 0, cli.stderr
         assert f'"agent_id": "{agent_id}"' in cli.stdout
 
@@ -83,5 +95,8 @@ def test_enroll_connect_heartbeat_describe(control_plane: ControlPlane, tmp_path
     assert agent.proc is not None
     assert agent.proc.terminate(timeout=15) == 0
     with cp.client() as api:
-        wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "offline", timeout=10,
-                 what="agent offline after SIGTERM")
+        wait_for(
+            lambda: api.get(f"/agents/{agent_id}").json()["status"] == "offline",
+            timeout=10,
+            what="agent offline after SIGTERM",
+        )

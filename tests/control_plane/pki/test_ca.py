@@ -29,8 +29,9 @@ def test_agent_certificate_identity_comes_from_the_caller_not_the_csr(tmp_path: 
     key = generate_private_key()
     csr = build_csr(key, common_name="i-claim-to-be-admin")
     now = datetime.now(UTC)
-    signed = ca.sign_agent_csr(csr, AgentIdentity("ten_a", "agt_b"), lifetime=timedelta(hours=24),
-                               backdate=timedelta(minutes=5), now=now)
+    signed = ca.sign_agent_csr(
+        csr, AgentIdentity("ten_a", "agt_b"), lifetime=timedelta(hours=24), backdate=timedelta(minutes=5), now=now
+    )
     cert = x509.load_pem_x509_certificate(signed.pem)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "agt_b"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -46,9 +47,11 @@ def test_agent_certificate_identity_comes_from_the_caller_not_the_csr(tmp_path: 
 
 
 def _csr_with(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    csr = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    ).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .sign(key, hashes.SHA256())
+    )
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
@@ -74,8 +77,11 @@ def test_csr_whose_signature_does_not_verify_is_refused(tmp_path: Path) -> None:
     der[-5] ^= 0xFF  # flip bits inside the signature
     import base64
 
-    tampered = (b"-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(bytes(der))
-                + b"-----END CERTIFICATE REQUEST-----\n")
+    tampered = (
+        b"-----BEGIN CERTIFICATE REQUEST-----\n"
+        + base64.encodebytes(bytes(der))
+        + b"-----END CERTIFICATE REQUEST-----\n"
+    )
     with pytest.raises(InvalidInput):
         ca.sign_agent_csr(tampered, AgentIdentity("ten_a", "agt_b"), lifetime=timedelta(hours=1))
 
