@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     command_poll_interval_ms: int = 50
     revocation_check_interval_ms: int = 500
     scheduler_interval_seconds: float = 5.0
+    # When set, every message crossing the agent link is appended here as JSON (see gateway/wiretap.py).
+    wire_log: Path | None = None
 
     @property
     def pki_dir(self) -> Path:

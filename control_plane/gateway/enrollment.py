@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from control_plane.gateway.codec import Undecodable
 from control_plane.gateway.dbpool import Database
+from control_plane.gateway.wiretap import WireTap
 from control_plane.pki import CertificateAuthority
 from control_plane.pki.ca import parse_csr_public_key
 from control_plane.services.agents import issue_certificate
@@ -26,6 +27,7 @@ class EnrollmentService:
         self.db = db
         self.ca = ca
         self.jwt_public_pem = jwt_public_pem
+        self.tap = WireTap(settings.wire_log)
 
     async def Enroll(
         self, request: pb.EnrollRequest | Undecodable, context: grpc.aio.ServicerContext
@@ -73,5 +75,7 @@ class EnrollmentService:
             log.info("enrollment refused: %s", exc.message)
             await context.abort(exc.grpc_code, exc.message)
             raise AssertionError("unreachable") from exc
+        self.tap.record("up", "Enroll", response.agent_id, request)
+        self.tap.record("down", "Enroll", response.agent_id, response)
         log.info("enrolled agent %s for tenant %s", response.agent_id, response.tenant_id)
         return response

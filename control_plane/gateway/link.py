@@ -15,6 +15,7 @@ from sqlmodel import Session
 from control_plane.gateway.codec import Undecodable
 from control_plane.gateway.dbpool import Database
 from control_plane.gateway.registry import AgentStream, Close, StreamRegistry
+from control_plane.gateway.wiretap import WireTap
 from control_plane.models import Agent, AgentCommand, utcnow
 from control_plane.pki import CertificateAuthority
 from control_plane.services import audit
@@ -84,6 +85,7 @@ class AgentLinkService:
         self.ca = ca
         self.registry = registry
         self.jwt_public_pem = jwt_public_pem
+        self.tap = WireTap(settings.wire_log)
 
     def intervals(self) -> pb.Intervals:
         return pb.Intervals(heartbeat_ms=self.settings.heartbeat_interval_ms)
@@ -105,7 +107,7 @@ class AgentLinkService:
             self.registry.add(stream)
             self.registry.last_seen[agent.id] = utcnow()
             log.info("agent %s connected (version %s)", agent.id, hello.version)
-            yield pb.ControlMessage(
+            welcome = pb.ControlMessage(
                 welcome=pb.Welcome(
                     agent_id=agent.id,
                     tenant_id=agent.tenant_id,
@@ -114,12 +116,15 @@ class AgentLinkService:
                     jwt_public_key_pem=self.jwt_public_pem,
                 )
             )
+            self.tap.record("down", "Connect", agent.id, welcome)
+            yield welcome
             await self.deliver_open_commands([stream])
             reader = asyncio.create_task(self._read_loop(stream, request_iterator))
             while True:
                 item = await stream.outbox.get()
                 if isinstance(item, Close):
                     raise StreamError(item.code, item.details)
+                self.tap.record("down", "Connect", stream.agent_id, item)
                 yield item
         except StreamError as exc:
             await context.abort(exc.code, exc.details)
@@ -148,6 +153,7 @@ class AgentLinkService:
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, first.reason)
         if first.WhichOneof("body") != "hello":
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, "the first message on the link must be hello")
+        self.tap.record("up", "Connect", "", first)
         return first.hello
 
     @staticmethod
@@ -185,6 +191,7 @@ class AgentLinkService:
     async def _handle(self, stream: AgentStream, message: pb.AgentMessage | Undecodable) -> None:
         if isinstance(message, Undecodable):
             raise StreamError(grpc.StatusCode.INVALID_ARGUMENT, message.reason)
+        self.tap.record("up", "Connect", stream.agent_id, message)
         kind = message.WhichOneof("body")
         if kind == "heartbeat":
             self.registry.last_seen[stream.agent_id] = utcnow()
