@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,8 @@ def strings(value: Any) -> list[str]:
         return [s for v in value for s in strings(v)]
     if isinstance(value, str):
         out = [value]
-        try:
+        with contextlib.suppress(binascii.Error, ValueError):
             out.append(base64.b64decode(value, validate=True).decode("utf-8", "replace"))
-        except (binascii.Error, ValueError):
-            pass
         return out
     return []
 
