@@ -96,7 +96,7 @@ def revoked_among(session: Session, agent_serials: dict[str, str]) -> set[str]:
         ):
             cut.add(agent_id)
         serials = [agent_serials[a] for a in chunk]
-        for serial, agent_id in session.exec(
+        for _serial, agent_id in session.exec(
             select(AgentCertificate.serial, AgentCertificate.agent_id)
             .where(col(AgentCertificate.serial).in_(serials))
             .where(col(AgentCertificate.revoked_at).is_not(None))

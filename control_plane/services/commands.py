@@ -124,7 +124,9 @@ def expire_commands(session: Session) -> list[str]:
     now = utcnow()
     ids = list(
         session.exec(
-            select(AgentCommand.id).where(col(AgentCommand.state).in_(OPEN_STATES)).where(col(AgentCommand.expires_at) <= now)
+            select(AgentCommand.id)
+            .where(col(AgentCommand.state).in_(OPEN_STATES))
+            .where(col(AgentCommand.expires_at) <= now)
         )
     )
     if ids:
