@@ -6,12 +6,12 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from control_plane.models import Agent, JoinToken, utcnow
 from control_plane.services import audit
 from control_plane.services.secrets import format_token, hash_secret, new_secret, parse_token, secret_matches
-from shared.errors import InvalidInput, PermissionDenied, Unauthenticated
+from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 
 TOKEN_KIND = "mjt"
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -86,3 +86,55 @@ def redeem_join_token(
     audit.record(session, tenant_id=row.tenant_id, actor=f"join_token:{row.id}", action="agent.enroll",
                  target_type="agent", target_id=agent.id, details={"hostname": hostname, "version": version})
     return agent
+
+
+def join_token_status(token: JoinToken) -> str:
+    """active | redeemed | expired | revoked (redeemed wins: the agent it enrolled exists)."""
+    if token.redeemed_at is not None:
+        return "redeemed"
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at <= utcnow():
+        return "expired"
+    return "active"
+
+
+def list_join_tokens(session: Session, *, tenant_id: str) -> list[JoinToken]:
+    return list(
+        session.exec(
+            select(JoinToken).where(col(JoinToken.tenant_id) == tenant_id).order_by(col(JoinToken.created_at).desc())
+        )
+    )
+
+
+def get_join_token(session: Session, *, tenant_id: str, token_id: str) -> JoinToken:
+    token = session.get(JoinToken, token_id)
+    if token is None or token.tenant_id != tenant_id:
+        raise NotFound(f"join token {token_id} not found", field="token_id")
+    return token
+
+
+def revoke_join_token(session: Session, *, tenant_id: str, token_id: str, actor: str) -> JoinToken:
+    """Revoke an unused token (idempotent). A redeemed token is refused: revoke its agent instead."""
+    token = get_join_token(session, tenant_id=tenant_id, token_id=token_id)
+    if token.revoked_at is not None:
+        return token
+    # Conditional, like redemption, so a token cannot be both redeemed and revoked.
+    result = session.execute(
+        update(JoinToken)
+        .where(col(JoinToken.id) == token.id)
+        .where(col(JoinToken.redeemed_at).is_(None))
+        .where(col(JoinToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    session.refresh(token)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        if token.redeemed_at is not None:
+            raise Conflict(
+                f"join token {token.id} was already used to enroll agent {token.agent_id}; revoke the agent instead",
+                field="token_id",
+            )
+        return token
+    audit.record(session, tenant_id=tenant_id, actor=actor, action="join_token.revoke", target_type="join_token",
+                 target_id=token.id)
+    return token

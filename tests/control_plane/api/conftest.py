@@ -50,8 +50,16 @@ class TenantWorld:
     def ids(self) -> set[str]:
         """Every identifier of this tenant's objects, for 'never shown to another tenant' checks."""
         return {
-            self.tenant_id, self.admin_user_id, self.admin_key_id, self.member_user_id, self.member_key_id,
-            self.viewer_user_id, self.viewer_key_id, self.project_id, self.join_token_id, self.agent_id,
+            self.tenant_id,
+            self.admin_user_id,
+            self.admin_key_id,
+            self.member_user_id,
+            self.member_key_id,
+            self.viewer_user_id,
+            self.viewer_key_id,
+            self.project_id,
+            self.join_token_id,
+            self.agent_id,
             self.command_id,
         }
 
@@ -65,7 +73,7 @@ class World:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # `home` is only settable through its alias; a stray MALLARD_BOOTSTRAP_TOKEN must not leak in.
-    return Settings(database_url=database_url, MALLARD_CP_HOME=str(tmp_path / "cp"), bootstrap_token=None)
+    return Settings(database_url=database_url, MALLARD_CP_HOME=tmp_path / "cp", bootstrap_token=None)
 
 
 @pytest.fixture
@@ -87,14 +95,21 @@ def ok(response: Any, status: int = 200) -> Any:
 def seed_agent(database_url: str, tenant_id: str, name: str) -> tuple[str, str]:
     """Enroll an agent the way the gateway does, give it a command and an event. Returns (agent id, command id)."""
     with session_scope(database_url) as session:
-        _row, token = join_tokens.create_join_token(session, tenant_id=tenant_id, name=name, ttl_seconds=600,
-                                                    max_ttl_seconds=3600, actor="test")
+        _row, token = join_tokens.create_join_token(
+            session, tenant_id=tenant_id, name=name, ttl_seconds=600, max_ttl_seconds=3600, actor="test"
+        )
         session.commit()
         agent = join_tokens.redeem_join_token(session, token=token, hostname=f"{name}.internal", version="0.1.0")
         session.commit()
         command = commands.create_command(session, agent=agent, type_="ping", spec={}, actor="test", ttl_seconds=600)
-        agents.apply_event(session, agent=agent, seq=1, type_="agent.started", payload_json=json.dumps({"n": 1}),
-                           occurred_at=utcnow() - timedelta(seconds=1))
+        agents.apply_event(
+            session,
+            agent=agent,
+            seq=1,
+            type_="agent.started",
+            payload_json=json.dumps({"n": 1}),
+            occurred_at=utcnow() - timedelta(seconds=1),
+        )
         session.commit()
         return agent.id, command.id
 
@@ -104,20 +119,33 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
     admin = auth(admin_key)
     keys: dict[str, tuple[str, str, str]] = {}
     for role in ("member", "viewer"):
-        user = ok(client.post("/api/v1/users", headers=admin, json={"email": f"{role}@{name}.example", "role": role}),
-                  201)
-        key = ok(client.post("/api/v1/api-keys", headers=admin, json={"name": f"{role}-key", "user_id": user["id"]}),
-                 201)
+        user = ok(
+            client.post("/api/v1/users", headers=admin, json={"email": f"{role}@{name}.example", "role": role}), 201
+        )
+        key = ok(
+            client.post("/api/v1/api-keys", headers=admin, json={"name": f"{role}-key", "user_id": user["id"]}), 201
+        )
         keys[role] = (user["id"], key["key"], key["id"])
     project = ok(client.post("/api/v1/projects", headers=admin, json={"name": f"{name}-project"}), 201)
     token = ok(client.post("/api/v1/join-tokens", headers=admin, json={"name": f"{name}-pending"}), 201)
     agent_id, command_id = seed_agent(database_url, me["tenant"]["id"], f"{name}-agent")
     return TenantWorld(
-        tenant_id=me["tenant"]["id"], tenant_name=name, admin_user_id=me["user"]["id"], admin_key=admin_key,
-        admin_key_id=admin_key.split(".")[1], member_user_id=keys["member"][0], member_key=keys["member"][1],
-        member_key_id=keys["member"][2], viewer_user_id=keys["viewer"][0], viewer_key=keys["viewer"][1],
-        viewer_key_id=keys["viewer"][2], project_id=project["id"], project_name=project["name"],
-        join_token_id=token["id"], agent_id=agent_id, command_id=command_id,
+        tenant_id=me["tenant"]["id"],
+        tenant_name=name,
+        admin_user_id=me["user"]["id"],
+        admin_key=admin_key,
+        admin_key_id=admin_key.split(".")[1],
+        member_user_id=keys["member"][0],
+        member_key=keys["member"][1],
+        member_key_id=keys["member"][2],
+        viewer_user_id=keys["viewer"][0],
+        viewer_key=keys["viewer"][1],
+        viewer_key_id=keys["viewer"][2],
+        project_id=project["id"],
+        project_name=project["name"],
+        join_token_id=token["id"],
+        agent_id=agent_id,
+        command_id=command_id,
     )
 
 
@@ -125,8 +153,12 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
 def world(client: TestClient, database_url: str) -> World:
     boot = ok(client.post("/api/v1/bootstrap", json={"tenant": "alpha", "email": "admin@alpha.example"}), 201)
     a = populate_tenant(client, database_url, name="alpha", admin_key=boot["api_key"]["key"])
-    created = ok(client.post("/api/v1/tenants", headers=auth(a.admin_key),
-                             json={"name": "beta", "admin_email": "admin@beta.example"}), 201)
+    created = ok(
+        client.post(
+            "/api/v1/tenants", headers=auth(a.admin_key), json={"name": "beta", "admin_email": "admin@beta.example"}
+        ),
+        201,
+    )
     b = populate_tenant(client, database_url, name="beta", admin_key=created["api_key"]["key"])
     return World(a=a, b=b)
 
@@ -141,7 +173,9 @@ def snapshot(database_url: str) -> dict[str, list[str]]:
         for table in SQLModel.metadata.sorted_tables:
             rows = conn.execute(select(table)).mappings().all()
             out[table.name] = sorted(
-                repr(sorted((k, str(v)) for k, v in row.items() if not (table.name == "apikey" and k == "last_used_at")))
+                repr(
+                    sorted((k, str(v)) for k, v in row.items() if not (table.name == "apikey" and k == "last_used_at"))
+                )
                 for row in rows
             )
     return out
