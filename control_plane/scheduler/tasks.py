@@ -51,7 +51,11 @@ def mark_offline_agents() -> list[str]:
         ids = agents.mark_offline_stale(session, offline_after_seconds=settings.offline_after_seconds)
         for agent_id, tenant_id, last_seen_at in _agent_rows(session, ids):
             audit.record(
-                session, tenant_id=tenant_id, actor=ACTOR, action="agent.offline", target_type="agent",
+                session,
+                tenant_id=tenant_id,
+                actor=ACTOR,
+                action="agent.offline",
+                target_type="agent",
                 target_id=agent_id,
                 details={"last_seen_at": last_seen_at, "offline_after_seconds": settings.offline_after_seconds},
             )
@@ -112,10 +116,17 @@ def purge_join_tokens() -> int:
                 by_tenant[tenant_id].append(token_id)
             for tenant_id, token_ids in by_tenant.items():
                 audit.record(
-                    session, tenant_id=tenant_id, actor=ACTOR, action="join_token.purge", target_type="tenant",
+                    session,
+                    tenant_id=tenant_id,
+                    actor=ACTOR,
+                    action="join_token.purge",
+                    target_type="tenant",
                     target_id=tenant_id,
-                    details={"join_token_ids": sorted(token_ids), "count": len(token_ids),
-                             "retention_seconds": retention},
+                    details={
+                        "join_token_ids": sorted(token_ids),
+                        "count": len(token_ids),
+                        "retention_seconds": retention,
+                    },
                 )
             session.commit()
             total += len(deleted)

@@ -20,7 +20,12 @@ MAX_EVENT_PAYLOAD = 64 * 1024
 
 
 def issue_certificate(
-    session: Session, ca: CertificateAuthority, agent: Agent, csr_pem: bytes, *, lifetime_seconds: int,
+    session: Session,
+    ca: CertificateAuthority,
+    agent: Agent,
+    csr_pem: bytes,
+    *,
+    lifetime_seconds: int,
     backdate_seconds: int,
 ) -> SignedCertificate:
     """Sign `csr_pem` for `agent` (identity from the row) and record it by serial."""
@@ -32,8 +37,11 @@ def issue_certificate(
     )
     session.add(
         AgentCertificate(
-            serial=signed.serial, agent_id=agent.id, tenant_id=agent.tenant_id,
-            not_before=signed.not_before, not_after=signed.not_after,
+            serial=signed.serial,
+            agent_id=agent.id,
+            tenant_id=agent.tenant_id,
+            not_before=signed.not_before,
+            not_after=signed.not_after,
         )
     )
     agent.cert_serial = signed.serial
@@ -78,8 +86,9 @@ def revoke_agent(session: Session, *, tenant_id: str, agent_id: str, actor: str)
         .where(col(AgentCertificate.revoked_at).is_(None))
         .values(revoked_at=now)
     )
-    audit.record(session, tenant_id=tenant_id, actor=actor, action="agent.revoke", target_type="agent",
-                 target_id=agent.id)
+    audit.record(
+        session, tenant_id=tenant_id, actor=actor, action="agent.revoke", target_type="agent", target_id=agent.id
+    )
     return agent
 
 
@@ -174,8 +183,14 @@ def apply_event(
     if existing is not None:
         return False
     session.add(
-        AgentEvent(tenant_id=agent.tenant_id, agent_id=agent.id, seq=seq, type=type_[:80],
-                   payload_json=payload_json, occurred_at=occurred_at)
+        AgentEvent(
+            tenant_id=agent.tenant_id,
+            agent_id=agent.id,
+            seq=seq,
+            type=type_[:80],
+            payload_json=payload_json,
+            occurred_at=occurred_at,
+        )
     )
     session.execute(
         update(Agent).where(col(Agent.id) == agent.id).where(col(Agent.last_event_seq) < seq).values(last_event_seq=seq)

@@ -52,8 +52,15 @@ def create_command(
         expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
     session.add(command)
-    audit.record(session, tenant_id=agent.tenant_id, actor=actor, action="command.create", target_type="command",
-                 target_id=command.id, details={"agent_id": agent.id, "type": type_})
+    audit.record(
+        session,
+        tenant_id=agent.tenant_id,
+        actor=actor,
+        action="command.create",
+        target_type="command",
+        target_id=command.id,
+        details={"agent_id": agent.id, "type": type_},
+    )
     return command
 
 
@@ -95,9 +102,7 @@ def mark_delivered(session: Session, command_ids: list[str]) -> None:
     )
 
 
-def record_ack(
-    session: Session, *, agent_id: str, command_id: str, ok: bool, result_json: str, error: str
-) -> bool:
+def record_ack(session: Session, *, agent_id: str, command_id: str, ok: bool, result_json: str, error: str) -> bool:
     """Record the agent's ack once; later duplicates change nothing. Returns True if recorded."""
     if result_json:
         try:

@@ -43,8 +43,15 @@ def create_join_token(
         expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
     session.add(token)
-    audit.record(session, tenant_id=tenant_id, actor=actor, action="join_token.create", target_type="join_token",
-                 target_id=token.id, details={"name": name, "ttl_seconds": ttl_seconds})
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="join_token.create",
+        target_type="join_token",
+        target_id=token.id,
+        details={"name": name, "ttl_seconds": ttl_seconds},
+    )
     return token, format_token(TOKEN_KIND, token.id, secret)
 
 
@@ -61,9 +68,7 @@ def redeem_join_token(
     if row is None or not secret_matches(secret, row.secret_hash):
         raise Unauthenticated("join token not recognised; create a new one with `mallard agents token create`")
     if expected_tenant_id and row.tenant_id != expected_tenant_id:
-        raise PermissionDenied(
-            f"join token belongs to another tenant, not {expected_tenant_id}", field="join_token"
-        )
+        raise PermissionDenied(f"join token belongs to another tenant, not {expected_tenant_id}", field="join_token")
     now = utcnow()
     if row.revoked_at is not None:
         raise PermissionDenied("join token has been revoked", field="join_token")
@@ -83,8 +88,15 @@ def redeem_join_token(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise PermissionDenied("join token has already been used; each token enrolls one agent", field="join_token")
     session.add(agent)
-    audit.record(session, tenant_id=row.tenant_id, actor=f"join_token:{row.id}", action="agent.enroll",
-                 target_type="agent", target_id=agent.id, details={"hostname": hostname, "version": version})
+    audit.record(
+        session,
+        tenant_id=row.tenant_id,
+        actor=f"join_token:{row.id}",
+        action="agent.enroll",
+        target_type="agent",
+        target_id=agent.id,
+        details={"hostname": hostname, "version": version},
+    )
     return agent
 
 
@@ -135,6 +147,12 @@ def revoke_join_token(session: Session, *, tenant_id: str, token_id: str, actor:
                 field="token_id",
             )
         return token
-    audit.record(session, tenant_id=tenant_id, actor=actor, action="join_token.revoke", target_type="join_token",
-                 target_id=token.id)
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="join_token.revoke",
+        target_type="join_token",
+        target_id=token.id,
+    )
     return token

@@ -28,8 +28,19 @@ from tests.helpers.servers import redis_server, repo_root, wait_for
 
 pytestmark = pytest.mark.slow
 
-CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "control_plane.scheduler.app", "worker", "-B", "--pool", "solo",
-                 "--loglevel", "INFO"]
+CELERY_WORKER = [
+    sys.executable,
+    "-m",
+    "celery",
+    "-A",
+    "control_plane.scheduler.app",
+    "worker",
+    "-B",
+    "--pool",
+    "solo",
+    "--loglevel",
+    "INFO",
+]
 SCHEDULER_MAIN = [sys.executable, "-m", "control_plane.scheduler"]
 
 
@@ -80,8 +91,9 @@ def running_members(pgid: int) -> list[int]:
 @contextmanager
 def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[Worker]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, cwd=repo_root(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=repo_root(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield Worker(proc, log)
     finally:
@@ -109,9 +121,12 @@ def went_offline(url: str, agent_id: str) -> bool:
 def test_worker_with_beat_on_redis_marks_a_silent_agent_offline(sqlite_url: str, tmp_path: Path) -> None:
     home = tmp_path / "home"
     agent_id = stale_online_agent(sqlite_url)
-    with redis_server() as broker, running(
-        CELERY_WORKER, worker_env(home, sqlite_url, MALLARD_BROKER_URL=broker), tmp_path / "worker.log"
-    ) as worker:
+    with (
+        redis_server() as broker,
+        running(
+            CELERY_WORKER, worker_env(home, sqlite_url, MALLARD_BROKER_URL=broker), tmp_path / "worker.log"
+        ) as worker,
+    ):
         worker.wait_for(lambda: went_offline(sqlite_url, agent_id), f"agent {agent_id} to go offline")
         worker.stop()
         # The messages went through this Redis: the worker declared its queue there.
