@@ -10,6 +10,18 @@ import pytest
 from tests.helpers.servers import fresh_postgres_database
 
 
+@pytest.fixture(autouse=True)
+def _stop_leftover_processes() -> Iterator[None]:
+    """Whatever a test started (agents, gateways, APIs) is stopped when it ends, pass or fail."""
+    from tests.helpers.stack import RUNNING
+
+    yield
+    while RUNNING:
+        proc = RUNNING.pop()
+        if proc.alive:
+            proc.kill9()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database: a SQLite file, then a fresh PostgreSQL database."""

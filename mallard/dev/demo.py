@@ -17,10 +17,13 @@ from mallard.dev.stack import DevStack, default_home
 console = Console()
 
 
-def mallard(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    console.print(f"\n[bold cyan]$ mallard {' '.join(args)}[/bold cyan]", highlight=False)
+def mallard(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a CLI command as a user would; `quiet` runs it for its --json output only."""
+    if not quiet:
+        console.print(f"\n[bold cyan]$ mallard {' '.join(args)}[/bold cyan]", highlight=False)
     result = subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True, timeout=120)
-    sys.stdout.write(result.stdout)
+    if not quiet:
+        sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if check and result.returncode != 0:
         raise SystemExit(f"demo step failed: mallard {' '.join(args)} (exit {result.returncode})")
@@ -38,7 +41,7 @@ def main() -> int:
     console.print("A control plane (API, gateway, scheduler) and one agent enrolled over mTLS are running.")
 
     mallard("agents", "list")
-    listed = json.loads(mallard("agents", "list", "--json").stdout)
+    listed = json.loads(mallard("agents", "list", "--json", quiet=True).stdout)
     online = [a for a in listed if a["id"] == agent_id and a["status"] == "online"]
     if not online:
         raise SystemExit(f"agent {agent_id} is not online")
@@ -48,7 +51,7 @@ def main() -> int:
     elapsed_ms = (time.perf_counter() - started) * 1000
     console.print(f"[dim](describe round trip through the gateway and back: {elapsed_ms:.0f} ms incl. CLI start)[/dim]")
 
-    projects = json.loads(mallard("projects", "list", "--json").stdout)
+    projects = json.loads(mallard("projects", "list", "--json", quiet=True).stdout)
     if not any(p["name"] == "demo" for p in projects):
         mallard("projects", "create", "demo", "--description", "created by make demo")
     mallard("projects", "list")

@@ -24,6 +24,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+RUNNING: list[Proc] = []  # every process a test started; tests/conftest.py stops leftovers
+
+
 @dataclass
 class Proc:
     name: str
@@ -38,6 +41,7 @@ class Proc:
             self.argv, env=self.env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=repo_root()
         )
         handle.close()
+        RUNNING.append(self)
         return self
 
     @property
