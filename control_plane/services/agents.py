@@ -157,18 +157,20 @@ def record_heartbeats(session: Session, seen: dict[str, datetime]) -> None:
 
 
 def mark_offline_stale(session: Session, *, offline_after_seconds: float) -> list[str]:
-    """Agents that missed their heartbeats go offline. Returns their ids."""
+    """Agents that missed their heartbeats go offline. Returns their ids.
+
+    One conditional UPDATE ... RETURNING, so two schedulers never both report the same
+    agent, and a heartbeat that lands first keeps its agent online.
+    """
     cutoff = utcnow() - timedelta(seconds=offline_after_seconds)
-    stale = list(
-        session.exec(
-            select(Agent.id)
-            .where(col(Agent.status) == "online")
-            .where((col(Agent.last_seen_at).is_(None)) | (col(Agent.last_seen_at) < cutoff))
-        )
+    result = session.execute(
+        update(Agent)
+        .where(col(Agent.status) == "online")
+        .where((col(Agent.last_seen_at).is_(None)) | (col(Agent.last_seen_at) < cutoff))
+        .values(status="offline", connected=False)
+        .returning(Agent.id)
     )
-    if stale:
-        session.execute(update(Agent).where(col(Agent.id).in_(stale)).values(status="offline", connected=False))
-    return stale
+    return [row[0] for row in result]
 
 
 def apply_event(
