@@ -168,7 +168,7 @@ def mark_offline_stale(session: Session, *, offline_after_seconds: float) -> lis
         .where(col(Agent.status) == "online")
         .where((col(Agent.last_seen_at).is_(None)) | (col(Agent.last_seen_at) < cutoff))
         .values(status="offline", connected=False)
-        .returning(Agent.id)
+        .returning(col(Agent.id))
     )
     return [row[0] for row in result]
 
