@@ -157,3 +157,24 @@ def test_agent_kill9_mid_command_does_not_rerun_it(gateway: ControlPlane, tmp_pa
         if json.loads(e.payload_json)["command_id"] == command_id
     ]
     assert len(started) == 1
+
+
+def test_max_connection_age_recycles_connections_without_losing_events(sqlite_url: str, tmp_path: Path) -> None:
+    cp = ControlPlane(
+        database_url=sqlite_url,
+        home=tmp_path / "cp",
+        extra_env={"MALLARD_MAX_CONNECTION_AGE_SECONDS": "2", "MALLARD_MAX_CONNECTION_AGE_GRACE_SECONDS": "1"},
+    )
+    cp.prepare()
+    gateway = cp.start_gateway()
+    agent, agent_id = start_agent(cp, tmp_path)
+    outbox = Outbox(agent.home / "state.db")
+    for i in range(100):
+        outbox.append("test.recycled", {"i": i})
+    # Each connection lives ~2-3 s, so within 12 s the agent has re-handshaken several times.
+    wait_for(lambda: gateway.output().count(f"agent {agent_id} connected") >= 3, timeout=20, what="3 connections")
+    wait_for(lambda: outbox.pending_count() == 0, timeout=20, what="outbox drained")
+    events = events_of(cp, agent_id, "test.recycled")
+    assert sorted(json.loads(e.payload_json)["i"] for e in events) == list(range(100))
+    outbox.close()
+    cp.stop()

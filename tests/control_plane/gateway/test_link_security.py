@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from control_plane.db import session_scope
-from control_plane.models import AgentEvent
+from control_plane.models import Agent, AgentEvent
 from control_plane.services.agents import revoke_agent
 from shared.identity import AgentIdentity
 from shared.protos.mallard.v1 import agent_link_pb2 as pb
@@ -65,6 +65,13 @@ def enrolled(cp: ControlPlane) -> tuple[str, bytes, bytes]:
     return response.agent_id, key, bytes(response.certificate_pem)
 
 
+def tenant_of(cp: ControlPlane, agent_id: str) -> str:
+    with session_scope(cp.database_url) as session:
+        agent = session.get(Agent, agent_id)
+        assert agent is not None
+        return agent.tenant_id
+
+
 def open_stream(cp: ControlPlane, key: bytes | None, cert: bytes | None) -> tuple[grpc.Channel, LiveStream]:
     channel = link_channel(cp.link_address, cp.ca_file, key, cert)
     stream = LiveStream(channel)
@@ -97,8 +104,6 @@ def test_foreign_ca_is_refused_at_the_handshake(gateway: ControlPlane, tmp_path:
     assert result.code() == grpc.StatusCode.UNAVAILABLE
     channel.close()
     with session_scope(gateway.database_url) as session:
-        from control_plane.models import Agent
-
         assert session.get(Agent, agent_id).connected is False  # type: ignore[union-attr]
 
 
@@ -111,10 +116,7 @@ def test_missing_client_certificate_is_refused_at_the_handshake(gateway: Control
 
 def test_expired_certificate_is_refused(gateway: ControlPlane) -> None:
     agent_id, _key, _cert = enrolled(gateway)
-    with session_scope(gateway.database_url) as session:
-        from control_plane.models import Agent
-
-        tenant_id = session.get(Agent, agent_id).tenant_id  # type: ignore[union-attr]
+    tenant_id = tenant_of(gateway, agent_id)
     key, cert, _ = mint_certificate(
         gateway.home / "pki",
         AgentIdentity(tenant_id, agent_id),
@@ -132,10 +134,7 @@ def test_expired_certificate_is_refused(gateway: ControlPlane) -> None:
 def test_certificate_not_issued_by_the_gateway_is_refused(gateway: ControlPlane) -> None:
     """Signed by our CA but never recorded (e.g. a stolen CA backup): refused at stream open."""
     agent_id, _key, _cert = enrolled(gateway)
-    with session_scope(gateway.database_url) as session:
-        from control_plane.models import Agent
-
-        tenant_id = session.get(Agent, agent_id).tenant_id  # type: ignore[union-attr]
+    tenant_id = tenant_of(gateway, agent_id)
     key, cert, _ = mint_certificate(
         gateway.home / "pki",
         AgentIdentity(tenant_id, agent_id),
@@ -152,10 +151,8 @@ def test_revoked_agent_is_refused_and_its_live_stream_cut_within_two_seconds(gat
     agent_id, key, cert = enrolled(gateway)
     channel, stream = open_stream(gateway, key, cert)
     assert isinstance(stream.next(), pb.ControlMessage)  # welcome: the stream is live
+    tenant_id = tenant_of(gateway, agent_id)
     with session_scope(gateway.database_url) as session:
-        from control_plane.models import Agent
-
-        tenant_id = session.get(Agent, agent_id).tenant_id  # type: ignore[union-attr]
         revoke_agent(session, tenant_id=tenant_id, agent_id=agent_id, actor="test")
         session.commit()
     revoked_at = time.monotonic()
