@@ -178,3 +178,29 @@ def test_max_connection_age_recycles_connections_without_losing_events(sqlite_ur
     assert sorted(json.loads(e.payload_json)["i"] for e in events) == list(range(100))
     outbox.close()
     cp.stop()
+
+
+def test_agent_that_stops_heartbeating_goes_offline_then_recovers(gateway: ControlPlane, tmp_path: Path) -> None:
+    """A frozen agent keeps its TCP connection but misses heartbeats: offline after 3 intervals."""
+    import os
+    import signal
+
+    from control_plane.services.agents import agent_status
+
+    agent, agent_id = start_agent(gateway, tmp_path)
+    offline_after = gateway.heartbeat_ms / 1000 * 3
+
+    def status() -> str:
+        with session_scope(gateway.database_url) as session:
+            row = session.get(Agent, agent_id)
+            assert row is not None
+            return agent_status(row, offline_after_seconds=offline_after)
+
+    wait_for(lambda: status() == "online", timeout=10, what="online")
+    assert agent.proc is not None and agent.proc.popen is not None
+    os.kill(agent.proc.popen.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: status() == "offline", timeout=offline_after + 5, what="offline after missed heartbeats")
+    finally:
+        os.kill(agent.proc.popen.pid, signal.SIGCONT)
+    wait_for(lambda: status() == "online", timeout=15, what="online again after the agent resumes")
