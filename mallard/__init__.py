@@ -1,10 +1,25 @@
 """Mallard: take a model from a notebook to production.
 
-This package is the public SDK and the `mallard` command line. Later releases add the model
-SDK (`mallard.Model`) and feature definitions (`mallard.FeatureSet`) here.
+This package is the public SDK and the `mallard` command line. The SDK half (`Model`,
+`log_param`, `log_metric`, ...) must stay importable inside a model's build environment,
+which has only the SDK's own small dependencies, so the REST client is imported lazily.
 """
 
-from mallard.client import ApiError, ControlPlaneClient
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from shared import __version__
 
+if TYPE_CHECKING:
+    from mallard.client import ApiError, ControlPlaneClient
+
 __all__ = ["ApiError", "ControlPlaneClient", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ApiError", "ControlPlaneClient"):
+        from mallard import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'mallard' has no attribute {name!r}")
