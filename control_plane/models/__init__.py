@@ -2,6 +2,7 @@
 
 from control_plane.models.agents import Agent, AgentCertificate, AgentCommand, AgentEvent, JoinToken
 from control_plane.models.audit import AuditLog
+from control_plane.models.builds import Build, BuildTag, RegisteredModel
 from control_plane.models.common import new_id, utcnow
 from control_plane.models.projects import Project
 from control_plane.models.tenants import ApiKey, Membership, Role, Tenant, User
@@ -13,9 +14,12 @@ __all__ = [
     "AgentEvent",
     "ApiKey",
     "AuditLog",
+    "Build",
+    "BuildTag",
     "JoinToken",
     "Membership",
     "Project",
+    "RegisteredModel",
     "Role",
     "Tenant",
     "User",

@@ -197,6 +197,15 @@ def apply_event(
     session.execute(
         update(Agent).where(col(Agent.id) == agent.id).where(col(Agent.last_event_seq) < seq).values(last_event_seq=seq)
     )
+    if type_.startswith("build."):
+        from control_plane.services.builds import apply_build_event
+
+        try:
+            payload = json.loads(payload_json or "{}")
+        except ValueError:
+            payload = {}
+        if isinstance(payload, dict):
+            apply_build_event(session, agent=agent, type_=type_, payload=payload)
     return True
 
 

@@ -18,11 +18,22 @@ COMMAND_TYPES: dict[str, set[str]] = {
     "describe": set(),
     "ping": {"delay_seconds"},
 }
+# Sent only by the control plane itself (e.g. when a build is created), never through
+# POST /agents/{id}/commands.
+INTERNAL_COMMAND_TYPES: dict[str, set[str]] = {
+    "build.run": {"build_id", "tenant_id", "model", "context_digest", "builder", "params", "tags"},
+    "build.cancel": {"build_id"},
+}
 OPEN_STATES = ("pending", "delivered")
 FINAL_STATES = ("succeeded", "failed", "expired")
 
 
-def validate_spec(type_: str, spec: dict[str, Any]) -> dict[str, Any]:
+def validate_spec(type_: str, spec: dict[str, Any], *, internal: bool = False) -> dict[str, Any]:
+    if internal and type_ in INTERNAL_COMMAND_TYPES:
+        unknown = set(spec) - INTERNAL_COMMAND_TYPES[type_]
+        if unknown:
+            raise InvalidInput(f"unknown spec field(s) for {type_}: {', '.join(sorted(unknown))}", field="spec")
+        return spec
     if type_ not in COMMAND_TYPES:
         raise InvalidInput(f"unknown command type {type_!r}; known: {', '.join(sorted(COMMAND_TYPES))}", field="type")
     if not isinstance(spec, dict):
@@ -38,9 +49,16 @@ def validate_spec(type_: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_command(
-    session: Session, *, agent: Agent, type_: str, spec: dict[str, Any], actor: str, ttl_seconds: int
+    session: Session,
+    *,
+    agent: Agent,
+    type_: str,
+    spec: dict[str, Any],
+    actor: str,
+    ttl_seconds: int,
+    internal: bool = False,
 ) -> AgentCommand:
-    validate_spec(type_, spec)
+    validate_spec(type_, spec, internal=internal)
     if agent.revoked_at is not None:
         raise Conflict(f"agent {agent.id} has been revoked and cannot receive commands", field="agent_id")
     command = AgentCommand(

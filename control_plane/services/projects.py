@@ -66,6 +66,15 @@ def update_project(session: Session, project: Project, *, description: str, acto
 
 
 def delete_project(session: Session, project: Project, *, actor: str) -> None:
+    from control_plane.models import RegisteredModel
+
+    models = session.exec(select(RegisteredModel.name).where(col(RegisteredModel.project_id) == project.id)).all()
+    if models:
+        raise Conflict(
+            f"project {project.name!r} still has {len(models)} model(s) ({', '.join(sorted(models)[:5])}); "
+            "delete or move them first",
+            field="project",
+        )
     session.delete(project)
     audit.record(
         session,

@@ -46,6 +46,9 @@ class TenantWorld:
     join_token_id: str
     agent_id: str
     command_id: str
+    model_id: str
+    build_id: str
+    other_build_id: str
 
     def ids(self) -> set[str]:
         """Every identifier of this tenant's objects, for 'never shown to another tenant' checks."""
@@ -61,6 +64,9 @@ class TenantWorld:
             self.join_token_id,
             self.agent_id,
             self.command_id,
+            self.model_id,
+            self.build_id,
+            self.other_build_id,
         }
 
 
@@ -129,6 +135,20 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
     project = ok(client.post("/api/v1/projects", headers=admin, json={"name": f"{name}-project"}), 201)
     token = ok(client.post("/api/v1/join-tokens", headers=admin, json={"name": f"{name}-pending"}), 201)
     agent_id, command_id = seed_agent(database_url, me["tenant"]["id"], f"{name}-agent")
+    model = ok(
+        client.post("/api/v1/models", headers=admin, json={"name": f"{name}-model", "project": project["id"]}), 201
+    )
+    build_ids = [
+        ok(
+            client.post(
+                f"/api/v1/models/{model['id']}/builds",
+                headers=admin,
+                json={"agent_id": agent_id, "context_digest": "sha256:" + str(i) * 64, "tags": [f"{name}-tag"]},
+            ),
+            201,
+        )["id"]
+        for i in (1, 2)
+    ]
     return TenantWorld(
         tenant_id=me["tenant"]["id"],
         tenant_name=name,
@@ -146,6 +166,9 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
         join_token_id=token["id"],
         agent_id=agent_id,
         command_id=command_id,
+        model_id=model["id"],
+        build_id=build_ids[0],
+        other_build_id=build_ids[1],
     )
 
 

@@ -40,6 +40,9 @@ PATH_PARAMS: dict[str, Callable[[TenantWorld], str]] = {
     "token_id": lambda w: w.join_token_id,
     "agent_id": lambda w: w.agent_id,
     "command_id": lambda w: w.command_id,
+    "model_id_or_name": lambda w: w.model_id,
+    "build_id": lambda w: w.build_id,
+    "other_build_id": lambda w: w.other_build_id,
 }
 
 # A body each route accepts (by route name).
@@ -53,6 +56,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "update_project": {"description": "changed"},
     "create_join_token": {"name": "another-agent", "ttl_seconds": 600},
     "create_command": {"type": "ping", "spec": {}},
+    "create_model": {"name": "another-model", "project": "alpha-project"},
+    "create_build": {"agent_id": "agt_0000000000000000", "context_digest": "sha256:" + "a" * 64, "builder": "local"},
 }
 
 # Query parameters that keep a call fast (waiting routes must not wait in these tests).

@@ -11,9 +11,18 @@ from tests.control_plane.api.routes_catalog import PATH_PARAMS, ApiRoute, api_ro
 # Routes not about a tenant's objects, or about the caller only.
 UNSCOPED = {"health", "bootstrap", "me", "get_current_tenant", "create_data_plane_token"}
 # Listings: they must show only the caller's tenant.
-LISTS = {"list_users", "list_api_keys", "list_projects", "list_join_tokens", "list_agents", "list_audit_entries"}
+LISTS = {
+    "list_users",
+    "list_api_keys",
+    "list_projects",
+    "list_join_tokens",
+    "list_agents",
+    "list_audit_entries",
+    "list_models",
+    "list_builds",
+}
 # Creations without a path parameter: they act in the caller's tenant, whatever the body says.
-CREATES = {"create_tenant", "add_user", "create_api_key", "create_project", "create_join_token"}
+CREATES = {"create_tenant", "add_user", "create_api_key", "create_project", "create_join_token", "create_model"}
 
 
 def _categorised(app: FastAPI) -> tuple[list[ApiRoute], list[ApiRoute]]:

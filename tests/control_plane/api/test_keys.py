@@ -132,9 +132,13 @@ def test_duplicate_project_name_is_409_and_lookup_by_name_works(client: TestClie
     assert response.json()["error"]["field"] == "name"
     by_name = ok(client.get(f"/api/v1/projects/{world.a.project_name}", headers=admin))
     assert by_name["id"] == world.a.project_id
-    assert client.delete(f"/api/v1/projects/{world.a.project_name}", headers=admin).status_code == 204
-    assert client.get(f"/api/v1/projects/{world.a.project_id}", headers=admin).status_code == 404
-    ok(client.post("/api/v1/projects", headers=admin, json={"name": world.a.project_name}), 201)
+    # A project that still has models is not deleted out from under them.
+    refused = client.delete(f"/api/v1/projects/{world.a.project_name}", headers=admin)
+    assert refused.status_code == 409 and "alpha-model" in refused.json()["error"]["message"]
+    spare = ok(client.post("/api/v1/projects", headers=admin, json={"name": "spare"}), 201)
+    assert client.delete("/api/v1/projects/spare", headers=admin).status_code == 204
+    assert client.get(f"/api/v1/projects/{spare['id']}", headers=admin).status_code == 404
+    ok(client.post("/api/v1/projects", headers=admin, json={"name": "spare"}), 201)
 
 
 def test_duplicate_user_and_tenant_are_409(client: TestClient, world: World) -> None:

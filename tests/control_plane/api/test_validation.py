@@ -39,6 +39,13 @@ DOMAIN_ERRORS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"wait_seconds": 61}, "wait_seconds"),
         ({"wait_seconds": -1}, "wait_seconds"),
     ],
+    "create_model": [({"name": "Not_Valid"}, "name"), ({"description": "d" * 2001}, "description")],
+    "create_build": [
+        ({"builder": "kubernetes"}, "builder"),
+        ({"context_digest": "md5:abc"}, "context_digest"),
+        ({"tags": ["no spaces allowed"]}, "tags"),
+        ({"params": {"": "x"}}, "params"),
+    ],
 }
 
 
