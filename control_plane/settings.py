@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # How long finished (expired, redeemed or revoked) join tokens are kept before the scheduler purges them.
     join_token_retention_seconds: int = 7 * 24 * 3600
     command_ttl_seconds: int = 3600
+    # A QUEUED/RUNNING build fails when its agent has not been heard from for this long.
+    build_lease_seconds: float = 120.0
     data_plane_token_ttl_seconds: int = 900
     # When set, POST /api/v1/bootstrap also needs this value in the X-Bootstrap-Token header, so
     # a freshly started public control plane cannot be claimed by whoever reaches it first.

@@ -22,7 +22,7 @@ MIN_EXPIRES_SECONDS = 10.0
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     interval = settings.scheduler_interval_seconds
     options = {"expires": max(2 * interval, MIN_EXPIRES_SECONDS)}
-    names = ["mark_offline_agents", "expire_commands", "purge_join_tokens"]
+    names = ["mark_offline_agents", "expire_commands", "purge_join_tokens", "fail_expired_build_leases"]
     if uses_embedded_broker(settings):
         names.append("prune_broker_files")
     return {

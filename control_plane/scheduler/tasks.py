@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from control_plane.db import session_scope
 from control_plane.models import Agent, JoinToken, utcnow
 from control_plane.scheduler.broker import processed_dir, uses_embedded_broker
-from control_plane.services import agents, audit, commands
+from control_plane.services import agents, audit, builds, commands
 from control_plane.settings import get_settings
 
 logger = get_task_logger(__name__)
@@ -81,6 +81,18 @@ def expire_commands() -> list[str]:
         session.commit()
     if ids:
         logger.info("expired %d command(s): %s", len(ids), ", ".join(ids))
+    return ids
+
+
+@shared_task(name="control_plane.scheduler.tasks.fail_expired_build_leases", **TASK_OPTIONS)
+def fail_expired_build_leases() -> list[str]:
+    """Builds whose agent stopped reporting for `build_lease_seconds` are failed (audit-logged)."""
+    settings = get_settings()
+    with session_scope(settings.effective_database_url) as session:
+        ids = builds.fail_expired_leases(session, lease_seconds=settings.build_lease_seconds)
+        session.commit()
+    if ids:
+        logger.info("failed %d build(s) whose agent stopped reporting: %s", len(ids), ", ".join(ids))
     return ids
 
 

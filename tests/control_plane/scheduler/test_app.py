@@ -14,6 +14,7 @@ SCHEDULED = {
     "control_plane.scheduler.tasks.mark_offline_agents",
     "control_plane.scheduler.tasks.expire_commands",
     "control_plane.scheduler.tasks.purge_join_tokens",
+    "control_plane.scheduler.tasks.fail_expired_build_leases",
 }
 
 
