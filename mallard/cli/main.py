@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mallard.cli import agents, dev, projects
+from mallard.cli import agents, builds, dev, models, projects
 from shared import __version__
 
 app = typer.Typer(
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.add_typer(dev.app, name="dev")
 app.add_typer(projects.app, name="projects")
 app.add_typer(agents.app, name="agents")
+app.add_typer(models.app, name="models")
+app.add_typer(builds.app, name="builds")
 
 
 @app.command()

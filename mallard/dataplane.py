@@ -1,0 +1,108 @@
+"""A client for the data plane's REST API (`/v1` on the agent), authenticated with short-lived
+JWTs that the control plane signs. Contexts, logs and artifacts flow here, never through the
+control plane."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mallard.client import ApiError, ControlPlaneClient
+
+CHUNK = 1 << 20
+
+
+class DataPlaneClient:
+    def __init__(self, control_plane: ControlPlaneClient, url: str | None = None, *, timeout: float = 60.0) -> None:
+        base = url or control_plane.profile.data_plane_url
+        if not base:
+            raise ApiError(
+                "no data plane configured: set MALLARD_DATA_PLANE_URL or run `mallard dev up` (it writes a profile)"
+            )
+        self.url = base.rstrip("/")
+        self._cp = control_plane
+        self._token = ""
+        self._token_expires = 0.0
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DataPlaneClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _headers(self) -> dict[str, str]:
+        if time.time() > self._token_expires - 60:
+            issued = self._cp.post("/data-plane/token")
+            self._token = issued["token"]
+            self._token_expires = time.time() + 300  # tokens live longer; refresh well before
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, headers=self._headers(), **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the data plane at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                err = response.json().get("error") or {}
+            except ValueError:
+                err = {"message": response.text[:300]}
+            raise ApiError(
+                err.get("message") or f"HTTP {response.status_code}",
+                status=response.status_code,
+                code=err.get("code", ""),
+                field=err.get("field"),
+            )
+        return response
+
+    def version(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/version").json()
+        return result
+
+    def upload_context(
+        self, path: Path, digest: str, *, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while block := fh.read(CHUNK):
+                    if progress:
+                        progress(len(block))
+                    yield block
+
+        response = self._request("PUT", f"/v1/contexts/{digest}", content=chunks())
+        result: dict[str, Any] = response.json()
+        return result
+
+    def build(self, build_id: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._request("GET", f"/v1/builds/{build_id}").json()
+            return result
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def logs(self, build_id: str, offset: int = 0) -> tuple[bytes, int, str]:
+        """(new log bytes, next offset, build status) for polling a build's log."""
+        response = self._request("GET", f"/v1/builds/{build_id}/logs", params={"offset": offset})
+        next_offset = int(response.headers.get("x-log-offset", offset + len(response.content)))
+        return response.content, next_offset, response.headers.get("x-build-status", "")
+
+    def download_artifact(self, digest: str, out: Path) -> Path:
+        with self._http.stream("GET", f"/v1/artifacts/{digest}", headers=self._headers()) as response:
+            if response.status_code >= 400:
+                raise ApiError(
+                    f"artifact {digest} not available: HTTP {response.status_code}", status=response.status_code
+                )
+            with open(out, "wb") as fh:
+                for block in response.iter_bytes(CHUNK):
+                    fh.write(block)
+        return out
