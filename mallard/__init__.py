@@ -1,20 +1,34 @@
 """Mallard: take a model from a notebook to production.
 
 This package is the public SDK and the `mallard` command line. The SDK half (`Model`,
-`log_param`, `log_metric`, ...) must stay importable inside a model's build environment,
-which has only the SDK's own small dependencies, so the REST client is imported lazily.
+`ModelSchema`, `Field`, `log_param`, `log_metric`, ...) must stay importable inside a model's
+build environment, which has only the SDK's own small dependencies, so the REST client is
+imported lazily and the SDK modules import pandas only when a function needs it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mallard.model import Model
+from mallard.schema import Field, ModelSchema, SchemaError
+from mallard.tracking import log_metric, log_param
 from shared import __version__
 
 if TYPE_CHECKING:
     from mallard.client import ApiError, ControlPlaneClient
 
-__all__ = ["ApiError", "ControlPlaneClient", "__version__"]
+__all__ = [
+    "ApiError",
+    "ControlPlaneClient",
+    "Field",
+    "Model",
+    "ModelSchema",
+    "SchemaError",
+    "__version__",
+    "log_metric",
+    "log_param",
+]
 
 
 def __getattr__(name: str) -> Any:
