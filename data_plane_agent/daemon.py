@@ -10,6 +10,8 @@ import signal
 import uvicorn
 
 from data_plane_agent.api.app import create_app
+from data_plane_agent.builds.wiring import build_manager_from_settings, store_from_settings
+from data_plane_agent.commands.handlers import attach_build_manager, enable_capability
 from data_plane_agent.link.backoff import Backoff
 from data_plane_agent.link.client import LinkClient
 from data_plane_agent.link.enroll import EnrollmentError, enroll
@@ -58,7 +60,29 @@ class Agent:
         outbox = Outbox(self.home.state_db)
         self.link = LinkClient(self.settings, self.home, outbox, self.home.identity())
         outbox.append("agent.started", {"run_id": self.link.run_id})
-        app = create_app(self.home, self.link.state)
+        loop = asyncio.get_running_loop()
+        link = self.link
+
+        def notify() -> None:  # from build threads: wake the link's outbox pump on its own loop
+            loop.call_soon_threadsafe(link.notify_event)
+
+        store = store_from_settings(self.settings)
+        builds = await asyncio.to_thread(
+            build_manager_from_settings,
+            self.settings,
+            home=self.home.root,
+            store=store,
+            outbox=outbox,
+            tenant_id=self.home.identity().tenant_id,
+            notify=notify,
+        )
+        if "docker" in builds.builders:
+            enable_capability("build.docker")  # before the link's hello advertises capabilities
+        await asyncio.to_thread(builds.start)
+        attach_build_manager(self.home.root, builds)
+        app = create_app(
+            self.home, self.link.state, store=store, builds=builds, max_context_bytes=self.settings.max_context_bytes
+        )
         config = uvicorn.Config(
             app,
             host=self.settings.data_plane_host,
@@ -75,6 +99,9 @@ class Agent:
         stop_task = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait({link_task, http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         log.info("shutting down")
+        attach_build_manager(self.home.root, None)
+        # Running builds stop first (reported FAILED: the agent stopped); queued ones run after a restart.
+        await asyncio.to_thread(builds.shutdown, self.settings.shutdown_grace_seconds / 2)
         self.link.stop()
         self._http.should_exit = True
         try:
@@ -86,6 +113,7 @@ class Agent:
             link_task.cancel()
             http_task.cancel()
         outbox.close()
+        store.close()
         for task in done:
             if task is not stop_task and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]

@@ -33,6 +33,16 @@ class AgentSettings(BaseSettings):
     outbox_window: int = 256
     shutdown_grace_seconds: float = 10.0
 
+    # Builds and the object store (data_plane_agent/builds, data_plane_agent/storage).
+    store_url: str = ""  # file:///path or s3://bucket/prefix; default: a directory <home>/store
+    s3_endpoint_url: str = ""  # any S3-compatible server; credentials from the usual AWS_* variables
+    s3_region: str = ""
+    max_concurrent_builds: int = 2
+    max_context_bytes: int = 200 * 1024 * 1024
+    build_timeout_seconds: float = 3600.0
+    docker_base_image: str = "mallard-base:bookworm"
+    sdk_wheel: Path | None = None  # the Mallard SDK wheel for build environments; default: built from source
+
     @property
     def effective_enroll_address(self) -> str:
         if self.enroll_address:

@@ -9,14 +9,26 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from data_plane_agent.api.routes_artifacts import artifacts_router
+from data_plane_agent.api.routes_builds import builds_router
+from data_plane_agent.api.routes_contexts import contexts_router
+from data_plane_agent.builds import BuildManager
 from data_plane_agent.link.client import LinkState
 from data_plane_agent.link.identity import AgentHome
+from data_plane_agent.storage import ObjectStore
 from shared import __version__
 from shared.errors import MallardError, Unauthenticated, Unavailable
 from shared.jwt_tokens import DataPlaneClaims, verify
 
 
-def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
+def create_app(
+    home: AgentHome,
+    link_state: LinkState,
+    *,
+    store: ObjectStore | None = None,
+    builds: BuildManager | None = None,
+    max_context_bytes: int = 200 * 1024 * 1024,
+) -> FastAPI:
     app = FastAPI(title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json")
     identity = home.identity()
 
@@ -64,4 +76,10 @@ def create_app(home: AgentHome, link_state: LinkState) -> FastAPI:
             "agent_id": identity.agent_id,
         }
 
+    if store is not None:
+        spool = home.root / "uploads"
+        app.include_router(contexts_router(store=store, max_bytes=max_context_bytes, claims=claims, spool_dir=spool))
+        app.include_router(artifacts_router(store=store, claims=claims))
+    if builds is not None:
+        app.include_router(builds_router(builds=builds, claims=claims))
     return app

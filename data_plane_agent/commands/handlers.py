@@ -13,9 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_plane_agent.builds import BuildManager
 from shared import __version__
+from shared import builds as build_contract
+from shared.errors import MallardError
 
-CAPABILITIES = ["command.describe", "command.ping", "data-plane.rest"]
+CAPABILITIES = ["command.describe", "command.ping", "data-plane.rest", "build.local"]
+
+# The daemon attaches its BuildManager per agent home (CommandContext carries the home).
+_BUILD_MANAGERS: dict[Path, BuildManager] = {}
+
+
+def attach_build_manager(home: Path, manager: BuildManager | None) -> None:
+    if manager is None:
+        _BUILD_MANAGERS.pop(home, None)
+    else:
+        _BUILD_MANAGERS[home] = manager
+
+
+def enable_capability(name: str) -> None:
+    """Advertise a capability found at start-up (e.g. build.docker when an engine answers)."""
+    if name not in CAPABILITIES:
+        CAPABILITIES.append(name)
 
 
 class CommandFailed(Exception):
@@ -72,9 +91,33 @@ async def ping(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
     return {"pong": True, "agent_time_unix_ms": int(time.time() * 1000)}
 
 
+def _builds(ctx: CommandContext) -> BuildManager:
+    manager = _BUILD_MANAGERS.get(ctx.home)
+    if manager is None:
+        raise CommandFailed("this agent runs no builds (its build manager is not started)")
+    return manager
+
+
+async def build_run(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """Queue the build and answer at once; progress follows as build.* events."""
+    try:
+        return await asyncio.to_thread(_builds(ctx).submit, spec)
+    except MallardError as exc:
+        raise CommandFailed(exc.message) from exc
+
+
+async def build_cancel(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await asyncio.to_thread(_builds(ctx).cancel, str(spec.get("build_id", "")))
+    except MallardError as exc:
+        raise CommandFailed(exc.message) from exc
+
+
 HANDLERS: dict[str, Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "describe": describe,
     "ping": ping,
+    build_contract.RUN_COMMAND: build_run,
+    build_contract.CANCEL_COMMAND: build_cancel,
 }
 
 
