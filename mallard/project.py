@@ -248,8 +248,9 @@ def read_config(path: Path) -> ProjectConfig:
             "(`mallard models init DIR` creates one)",
             file=CONFIG_FILE,
         )
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
@@ -259,8 +260,17 @@ def read_config(path: Path) -> ProjectConfig:
         raise ProjectError(f"{CONFIG_FILE}{where}: {problem}{context}", file=CONFIG_FILE, line=line) from exc
     except yaml.YAMLError as exc:
         raise ProjectError(f"{CONFIG_FILE}: {exc}", file=CONFIG_FILE) from exc
-    if data is None:
-        data = {}
+    try:
+        return _parse_config({} if data is None else data)
+    except ProjectError as exc:
+        line = _key_lines(text).get(exc.field or "")
+        if line is None:
+            raise
+        message = str(exc).replace(f"{CONFIG_FILE}:", f"{CONFIG_FILE} line {line}:", 1)
+        raise ProjectError(message, file=CONFIG_FILE, field=exc.field, line=line) from None
+
+
+def _parse_config(data: Any) -> ProjectConfig:
     model = _section(data, "")
     model_section = _section(model.get("model"), "model")
     build = _section(model.get("build"), "build")
@@ -280,6 +290,26 @@ def read_config(path: Path) -> ProjectConfig:
             resources=dict(resources),
         ),
     )
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of every mapping key, by dotted path (`build.params.C`), for error messages."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = f"{prefix}.{key.value}" if prefix else str(key.value)
+                lines.setdefault(path, key.start_mark.line + 1)
+                walk(value, path)
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, "")
+    return lines
 
 
 def _config_error(field_path: str, problem: str) -> ProjectError:

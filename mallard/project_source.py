@@ -131,7 +131,9 @@ def resolve_class_path(root: Path, class_path: str, files: list[str]) -> ModelCl
         )
     cls = index.lookup(f"{module}.{name}")
     if cls is None:
-        raise ProjectError(f"{where}: {rel} defines no top-level class {name!r}", file=rel, field="model.class")
+        raise ProjectError(
+            f"{where}: {rel} defines no top-level class {name!r}", file="mallard.yaml", field="model.class"
+        )
     verdict, info = index.info(cls)
     if verdict is False:
         raise ProjectError(

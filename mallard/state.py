@@ -41,7 +41,8 @@ code/main/...           a copy of the project's main/ (the model's code), when i
 - Serializers, chosen per attribute in this order: `json` (None, bool, int, float, str and
   lists / string-keyed dicts of those, NaN and infinity excluded), `numpy` (`.npy`, non-object
   `numpy.ndarray`, read back without pickle), `parquet` (a `pandas.DataFrame`, only when pyarrow
-  is installed at save time; loading one needs pyarrow too and says so), and `pickle` for the rest
+  is installed at save time and the frame fits parquet - string column names, one type per
+  column; loading one needs pyarrow too and says so), and `pickle` for the rest
   (fitted estimators, tuples, numpy scalars, ...).
 - Why pickle at all: fitted scikit-learn (and most library) estimators have no stable,
   library-independent format, and pickle is what their authors support - but only between the
@@ -172,21 +173,26 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+_EXTENSIONS = {"json": "json", "numpy": "npy", "parquet": "parquet", "pickle": "pkl"}
+
+
 def _save_attribute(target: Path, name: str, value: Any) -> dict[str, Any]:
-    serializer, ext = _serializer_for(value)
-    rel = f"{ATTRIBUTES_DIR}/{name}.{ext}"
+    serializer = _serializer_for(value)
+    if serializer == "parquet" and not _wrote_parquet(value, target / f"{ATTRIBUTES_DIR}/{name}.parquet"):
+        serializer = "pickle"
+    rel = f"{ATTRIBUTES_DIR}/{name}.{_EXTENSIONS[serializer]}"
     path = target / rel
     pickled_with: dict[str, str] | None = None
     try:
-        if serializer == "json":
+        if serializer == "parquet":
+            pass  # written above
+        elif serializer == "json":
             path.write_text(json.dumps(value, allow_nan=False, sort_keys=True), encoding="utf-8")
         elif serializer == "numpy":
             import numpy as np
 
             with path.open("wb") as f:
                 np.save(f, value, allow_pickle=False)
-        elif serializer == "parquet":
-            value.to_parquet(path)
         else:
             with path.open("wb") as f:
                 pickler = _RecordingPickler(f)
@@ -225,16 +231,27 @@ class _RecordingPickler(pickle.Pickler):
         return NotImplemented
 
 
-def _serializer_for(value: Any) -> tuple[str, str]:
+def _serializer_for(value: Any) -> str:
     if _is_json_value(value):
-        return "json", "json"
+        return "json"
     numpy = sys.modules.get("numpy")
     if numpy is not None and type(value) is numpy.ndarray and not value.dtype.hasobject:
-        return "numpy", "npy"
+        return "numpy"
     pandas = sys.modules.get("pandas")
-    if pandas is not None and isinstance(value, pandas.DataFrame) and _has_pyarrow():
-        return "parquet", "parquet"
-    return "pickle", "pkl"
+    if pandas is not None and type(value) is pandas.DataFrame and _has_pyarrow():
+        return "parquet"
+    return "pickle"
+
+
+def _wrote_parquet(frame: Any, path: Path) -> bool:
+    # Parquet cannot hold every frame (non-string column names, mixed-type object columns);
+    # those fall back to pickle rather than failing the build.
+    try:
+        frame.to_parquet(path)
+    except Exception:
+        path.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def _is_json_value(value: Any) -> bool:

@@ -11,12 +11,11 @@ worker threads still reports into its build.
 
 from __future__ import annotations
 
-import numbers
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 
 def param_text(value: Any) -> str:
@@ -37,15 +36,19 @@ class Tracker:
         """Record a param (stored as text)."""
         self.params[_name(name, "param")] = param_text(value)
 
-    def log_metric(self, name: str, value: float) -> None:
-        """Record a metric; it must be a real number.
+    def log_metric(self, name: str, value: float | SupportsFloat) -> None:
+        """Record a metric: a number, or a scalar that converts to one (numpy, a one-element tensor).
 
         NaN and infinity are kept here (the build log shows them) but never cross to the control
         plane, which records finite numbers only.
         """
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if isinstance(value, bool | str | bytes) or not hasattr(value, "__float__"):
             raise TypeError(f"metric {name!r} must be a number, not {type(value).__name__}")
-        self.metrics[_name(name, "metric")] = float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metric {name!r} must be a single number: {exc}") from exc
+        self.metrics[_name(name, "metric")] = number
 
 
 def _name(name: str, kind: str) -> str:
@@ -88,6 +91,6 @@ def log_param(name: str, value: Any) -> None:
     current_tracker().log_param(name, value)
 
 
-def log_metric(name: str, value: float) -> None:
+def log_metric(name: str, value: float | SupportsFloat) -> None:
     """Record a training metric such as accuracy; the value must be a number."""
     current_tracker().log_metric(name, value)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mallard.runtime.failures import INVALID_INPUT, RuntimeFailure, raised
 from mallard.schema import ModelSchema, SchemaError
-from mallard.state import StateError, load_model
+from mallard.state import StateError, load_model, read_manifest
 
 EXAMPLE_ROWS = 3
 
@@ -19,9 +19,13 @@ EXAMPLE_ROWS = 3
 def check_artifact(artifact: Path) -> None:
     """Raise `RuntimeFailure` unless the model at `artifact` loads and predicts according to its schema."""
     try:
-        model = load_model(artifact, initialize=False)
+        read_manifest(artifact)
     except StateError as exc:
         raise RuntimeFailure(f"cannot load the model: {exc}", exit_code=INVALID_INPUT) from exc
+    try:
+        model = load_model(artifact, initialize=False)
+    except StateError as exc:  # e.g. the model's code needs a package the environment lacks
+        raise RuntimeFailure(f"cannot load the model: {exc}") from exc
     except Exception as exc:
         raise raised("loading the model", exc, root=artifact) from exc
     try:

@@ -30,12 +30,16 @@ RESULT_FILE = "result.json"
 def train_project(project_dir: Path, output: Path, *, params_json: Path | None = None) -> dict[str, Any]:
     """Train and save; returns what was written to result.json. Raises `RuntimeFailure`."""
     started = time.monotonic()
+    output = output.resolve()  # before the chdir into the project below
+    params_json = params_json.resolve() if params_json is not None else None
     try:
         project = load_project(project_dir)
     except ModelCodeError as exc:
         raise RuntimeFailure(str(exc)) from exc
     except ProjectError as exc:
         raise RuntimeFailure(str(exc), exit_code=INVALID_INPUT) from exc
+    for warning in project.warnings:
+        print(f"mallard: warning: {warning}", flush=True)
     params = {**project.params, **read_params_json(params_json)}
     target = output / MODEL_DIR
     if target.exists() and any(target.iterdir()):
