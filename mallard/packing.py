@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -247,11 +246,9 @@ def _walk(root: Path, exclude: frozenset[Path] = frozenset()) -> list[_Entry]:
         for name in sorted(filenames):
             rel = f"{base}/{name}" if base else name
             path = current / name
-            if path in exclude:
+            if path in exclude or rules.matches(rel, is_dir=False):  # as in git, a symlink is not a directory
                 continue
             mode = path.lstat().st_mode
-            if rules.matches(rel, is_dir=False):  # as in git, a symlink is never a directory here
-                continue
             if stat.S_ISLNK(mode):
                 entries.append(_Entry(rel, path, _link_target(root, path, rel)))
             elif stat.S_ISREG(mode):
@@ -321,9 +318,8 @@ def _add(tar: tarfile.TarFile, entry: _Entry) -> None:
     executable = entry.source.stat().st_mode & stat.S_IXUSR
     info.mode = 0o755 if executable else 0o644
     with entry.source.open("rb") as f:
-        data = f.read()
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
+        info.size = os.fstat(f.fileno()).st_size
+        tar.addfile(info, f)
 
 
 def _sha256(path: Path) -> str:
@@ -358,13 +354,19 @@ def unpack_context(
     root = Path(os.path.realpath(target))
     try:
         return _extract(Path(archive), root, max_bytes)
-    except BaseException:
-        for child in root.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+    except BaseException as exc:
+        _empty(root)
+        if isinstance(exc, OSError):  # e.g. a file entry where an earlier entry made a directory
+            raise PackingError(f"the archive cannot be unpacked: {exc}") from exc
         raise
+
+
+def _empty(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _extract(archive: Path, root: Path, max_bytes: int | None) -> list[str]:

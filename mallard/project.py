@@ -96,7 +96,7 @@ class Project:
 
     `requirements` are main/'s dependencies followed by `build.python_requirements`;
     `requirements_file` is main/requirements.txt or main/pyproject.toml when there is one.
-    `model_class` is `module:Class` importable with the project root on `sys.path`.
+    `model_class` is `module:Class`, importable with the project root and main/ on `sys.path`.
     """
 
     root: Path

@@ -121,13 +121,18 @@ def save_model(
     schema = model.schema()
     if not isinstance(schema, ModelSchema):
         raise StateError(f"{cls.__name__}.schema() returned {type(schema).__name__}, not a mallard.ModelSchema")
-    (target / ATTRIBUTES_DIR).mkdir(parents=True, exist_ok=True)
-    records = [_save_attribute(target, name, value) for name, value in sorted(vars(model).items()) if _saved(name)]
     root = Path(project_root) if project_root is not None else _project_of(cls)
-    code = None
-    if root is not None and (root / "main").is_dir():
-        _copy_code(Path(root), target / CODE_DIR)
-        code = CODE_DIR
+    (target / ATTRIBUTES_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        records = [_save_attribute(target, name, value) for name, value in sorted(vars(model).items()) if _saved(name)]
+        code = None
+        if root is not None and (root / "main").is_dir():
+            _copy_code(root, target / CODE_DIR)
+            code = CODE_DIR
+    except BaseException:
+        shutil.rmtree(target / ATTRIBUTES_DIR, ignore_errors=True)  # leave the directory as empty as it was
+        shutil.rmtree(target / CODE_DIR, ignore_errors=True)
+        raise
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -150,14 +155,19 @@ def save_model(
 
 def _copy_code(root: Path, destination: Path) -> None:
     # The files a build context would hold, so data sets ignored in main/ stay out of the artifact.
+    # Symlinks are copied as what they point to: the artifact must not depend on the project.
     for rel in list_context_files(root):
-        if rel.startswith("main/"):
-            source = root / rel
-            (destination / rel).parent.mkdir(parents=True, exist_ok=True)
-            if source.is_symlink():
-                os.symlink(os.readlink(source), destination / rel)
+        if not rel.startswith("main/"):
+            continue
+        source, copy = root / rel, destination / rel
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if source.is_dir():
+                shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
-                shutil.copy2(source, destination / rel)
+                shutil.copy2(source, copy)
+        except OSError as exc:
+            raise StateError(f"cannot copy {rel} into the model: {exc}") from exc
 
 
 def _saved(name: str) -> bool:

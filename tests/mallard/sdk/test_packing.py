@@ -228,6 +228,7 @@ HOSTILE = [
     ("hard link", [entry("main/model.py"), entry("hard", tarfile.LNKTYPE, "main/model.py")], "hard link"),
     ("device", [entry("dev", tarfile.CHRTYPE)], "special file"),
     ("duplicate", [entry("a.txt"), entry("a.txt")], "appears twice"),
+    ("file over a directory", [entry("a/b.txt"), entry("a")], "cannot be unpacked"),
     (
         "chain of links",
         [entry("x", tarfile.SYMTYPE, "."), entry("y", tarfile.SYMTYPE, "x/x/../.."), entry("y/evil.txt")],

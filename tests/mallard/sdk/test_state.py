@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,16 @@ def test_save_refuses_a_non_empty_directory_and_script_classes(saved: Path, tmp_
 
     with pytest.raises(StateError, match="define the model class at the top level of a module"):
         save_model(Local(), tmp_path / "local")
+
+
+def test_a_failed_save_names_the_attribute_and_leaves_the_directory_empty(tmp_path: Path) -> None:
+    model = StateModel()
+    model.build()
+    model.lock = threading.Lock()  # type: ignore[attr-defined]
+    target = tmp_path / "model"
+    target.mkdir()
+    with pytest.raises(StateError, match=r"cannot save attribute 'lock' \(_thread.lock\) with pickle"):
+        save_model(model, target)
+    assert list(target.iterdir()) == []
+    del model.lock  # type: ignore[attr-defined]
+    save_model(model, target)
