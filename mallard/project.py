@@ -66,6 +66,7 @@ __all__ = [
     "ProjectConfig",
     "ProjectError",
     "load_project",
+    "read_config",
     "validate_project",
 ]
 
