@@ -85,20 +85,26 @@ def build(
     as_json: bool = JSON,
 ) -> None:
     """Validate, pack and upload the project to the data plane, then build it there."""
-    from mallard.packing import pack_context
+    from mallard.packing import PackingError, pack_context
     from mallard.project import ProjectError, validate_project
 
     params = _parse_params(param)
     if builder not in ("local", "docker"):
         raise typer.BadParameter("must be local or docker", param_hint="--builder")
     try:
-        validate_project(directory)
+        project = validate_project(directory)
     except ProjectError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
+    for warning in project.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     with ControlPlaneClient() as cp, tempfile.TemporaryDirectory(prefix="mallard-context-") as tmp:
         cp.get(f"/models/{model}")  # a clear "model not found" before uploading anything
-        packed = pack_context(directory, Path(tmp) / "context.tar.gz")
+        try:
+            packed = pack_context(directory, Path(tmp) / "context.tar.gz")
+        except PackingError as exc:
+            err_console.print(f"[red]error:[/red] cannot pack {directory}: {exc}", highlight=False)
+            raise typer.Exit(1) from exc
         with DataPlaneClient(cp) as dp:
             agent = dp.version()
             with Progress(
