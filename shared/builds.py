@@ -88,7 +88,7 @@ class FinishedPayload(TypedDict, total=False):
     params: dict[str, str]
     metrics: dict[str, float]
     artifact_digest: str | None  # "sha256:<hex>"
-    artifact_uri: str | None  # data-plane URI, e.g. "mallard-store://artifacts/sha256/<hex>"
+    artifact_uri: str | None  # data-plane URI, e.g. "mallard-store://artifacts/sha256/<hex>.tar.gz"
     image: str | None  # docker builder: image tag
     duration_seconds: float
 

@@ -1,0 +1,214 @@
+"""`mallard models init` -> `build` on the embedded stack: a real scikit-learn model built by the agent.
+
+Also proves data locality (every message crossing the agent link during the build is metadata)
+and isolation (another tenant can neither see, follow, cancel nor download the build).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers.servers import repo_root, wait_for
+from tests.helpers.stack import AgentProcess, ControlPlane
+
+pytestmark = pytest.mark.slow
+CONTEXT_MARKER = "context-marker-5f1e0c"  # a file's content that must never cross the link
+
+
+@dataclass
+class Stack:
+    cp: ControlPlane
+    agent: AgentProcess
+    wire: Path
+    env: dict[str, str]
+
+    def mallard(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "mallard", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check:
+            assert result.returncode == 0, (
+                f"mallard {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result
+
+
+@pytest.fixture
+def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
+    wire = tmp_path / "wire.jsonl"
+    cp = ControlPlane(database_url=sqlite_url, home=tmp_path / "cp", extra_env={"MALLARD_WIRE_LOG": str(wire)})
+    cp.prepare()
+    cp.start_api()
+    cp.start_gateway()
+    cp.bootstrap()
+    with cp.client() as api:
+        token = api.post("/join-tokens", json={"name": "edge", "ttl_seconds": 600}).json()["token"]
+        agent = AgentProcess(cp, tmp_path / "agent", join_token=token)
+        agent.start()
+        agent_id = agent.wait_enrolled()
+        wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
+    env |= {
+        "MALLARD_API_URL": cp.api_url,
+        "MALLARD_API_KEY": cp.api_key,
+        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
+        "MALLARD_CONFIG": str(tmp_path / "config.json"),
+        "PYTHONPATH": str(repo_root()),
+    }
+    yield Stack(cp, agent, wire, env)
+    cp.stop()
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) -> None:
+    project = tmp_path / "churn"
+    stack.mallard("models", "init", str(project), "--name", "churn")
+    (project / "main" / "notes.txt").write_text(CONTEXT_MARKER + "\n")
+    stack.mallard("projects", "create", "retention")
+    stack.mallard("models", "create", "churn", "--project", "retention")
+
+    done = stack.mallard(
+        "models", "build", str(project), "--model", "churn", "--param", "C=0.5", "--tag", "e2e", "--follow", "--json"
+    )
+    build = json.loads(done.stdout)
+    assert build["status"] == "SUCCEEDED", build
+    assert build["params"]["C"] == "0.5" and "accuracy" in build["metrics"]
+    assert [p["phase"] for p in build["phases"] if p["state"] == "succeeded"] == [
+        "fetch_context",
+        "resolve_dependencies",
+        "train",
+        "test",
+        "package",
+        "publish",
+    ]
+    digest = build["artifact_digest"]
+    assert digest.startswith("sha256:")
+    assert build["artifact_uri"] == "mallard-store://artifacts/sha256/" + digest.split(":")[1] + ".tar.gz"
+
+    listed = json.loads(
+        stack.mallard("builds", "list", "--model", "churn", "--metric", "accuracy>0", "--tag", "e2e", "--json").stdout
+    )
+    assert [b["id"] for b in listed] == [build["id"]]
+    full_log = stack.mallard("builds", "logs", build["id"]).stdout
+    assert "train" in full_log and len(full_log) > 200
+
+    # Download the artifact from the data plane and load it: same predictions as training here.
+    from mallard.client import ControlPlaneClient
+    from mallard.config import Profile
+    from mallard.dataplane import DataPlaneClient
+
+    profile = Profile(api_url=stack.cp.api_url, api_key=stack.cp.api_key, data_plane_url=stack.agent.data_plane_url)
+    with ControlPlaneClient(profile) as cp, DataPlaneClient(cp) as dp:
+        archive = dp.download_artifact(digest, tmp_path / "artifact.tar.gz")
+    import hashlib
+
+    assert "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest() == digest  # content-addressed
+    unpacked = tmp_path / "artifact"
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    check = subprocess.run(
+        [sys.executable, "-c", _REPRODUCE, str(unpacked / "model"), str(project)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=stack.env,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert check.stdout.strip() == "same predictions"
+
+    _assert_only_metadata_crossed(stack, full_log, archive.read_bytes())
+    _assert_other_tenant_cannot_reach(stack, build["id"], digest)
+
+
+_REPRODUCE = """
+import sys
+from pathlib import Path
+import pandas as pd
+from mallard.state import load_model
+from mallard.project import load_project
+
+loaded = load_model(sys.argv[1])
+project = load_project(Path(sys.argv[2]))
+sys.path[:0] = [str(project.root), str(project.root / "main")]
+module_name, class_name = project.model_class.split(":")
+import importlib
+cls = getattr(importlib.import_module(module_name), class_name)
+fresh = cls()
+fresh.params = {**project.config.build.params, "C": "0.5"}
+fresh.build()
+fresh.initialize_model()
+example = loaded.schema().example(25)
+a, b = loaded.predict(example), fresh.predict(example)
+pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+print("same predictions")
+"""
+
+
+def _assert_only_metadata_crossed(stack: Stack, full_log: str, artifact: bytes) -> None:
+    records = [json.loads(line) for line in stack.wire.read_text().splitlines()]
+    build_messages = [r for r in records if "build" in json.dumps(r["message"])]
+    assert build_messages, "no build traffic was captured"
+    text = "\n".join(s for r in records for s in strings(r["message"]))
+    assert CONTEXT_MARKER not in text  # no context file content
+    long_log_lines = [line for line in full_log.splitlines() if len(line.strip()) > 50]
+    assert long_log_lines and not [line for line in long_log_lines if line.strip() in text]  # no full log
+    assert artifact[:64].hex() not in text  # no model bytes
+    for record in records:
+        event = record["message"].get("event")
+        if event and event["type"].startswith("build."):
+            payload = json.loads(event["payloadJson"])
+            assert len(payload.get("error_summary") or "") <= 500
+            assert set(payload) <= {
+                "build_id",
+                "phase",
+                "state",
+                "at_unix_ms",
+                "status",
+                "failed_phase",
+                "error_summary",
+                "params",
+                "metrics",
+                "artifact_digest",
+                "artifact_uri",
+                "image",
+                "duration_seconds",
+            }
+
+
+def _assert_other_tenant_cannot_reach(stack: Stack, build_id: str, digest: str) -> None:
+    with stack.cp.client() as admin:
+        other = admin.post("/tenants", json={"name": "globex", "admin_email": "admin@globex.example"}).json()
+    other_key = other["api_key"]["key"]
+    with stack.cp.client(other_key) as api:
+        assert api.get(f"/builds/{build_id}").status_code == 404
+        assert api.post(f"/builds/{build_id}/cancel").status_code == 404
+        assert build_id not in api.get("/builds").text
+        jwt = api.post("/data-plane/token").json()["token"]
+    headers = {"Authorization": f"Bearer {jwt}"}
+    base = stack.agent.data_plane_url
+    for path in (f"/v1/builds/{build_id}", f"/v1/builds/{build_id}/logs", f"/v1/artifacts/{digest}"):
+        response = httpx.get(base + path, headers=headers, timeout=10)
+        assert response.status_code == 403, (path, response.text)
