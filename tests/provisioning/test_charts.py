@@ -177,6 +177,11 @@ def test_agent_chart_lints_renders_and_validates(case: str) -> None:
         assert "NetworkPolicy" not in kinds
     if case == "minimal":
         assert agent["image"] == f"mallard-agent:{VERSION}"  # what `make images` builds
+        assert "MALLARD_AGENT_STORE_URL" not in env  # the store defaults to a directory on the state volume
+    if case == "everything":
+        assert env["MALLARD_AGENT_STORE_URL"]["value"] == "s3://acme-mallard/agents/vpc"
+        assert env["MALLARD_AGENT_S3_REGION"]["value"] == "eu-west-1"
+        assert env["MALLARD_AGENT_CA_FILE"]["value"] == "/etc/mallard/control-plane-ca/ca.crt"
 
 
 def test_agent_network_policy_allows_only_gateway_stores_and_dns() -> None:
