@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     max_connection_age_grace_seconds: int = 30
     keepalive_time_ms: int = 20_000
     keepalive_timeout_ms: int = 10_000
-    command_poll_interval_ms: int = 50
+    command_poll_interval_ms: int = 25
     revocation_check_interval_ms: int = 500
     scheduler_interval_seconds: float = 5.0
     # When set, every message crossing the agent link is appended here as JSON (see gateway/wiretap.py).

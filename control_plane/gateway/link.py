@@ -105,7 +105,7 @@ class AgentLinkService:
             await self.db.run(lambda s: self._connected(s, agent.id, hello))
             stream = AgentStream(agent.id, agent.tenant_id, serial, cert.not_valid_after_utc)
             self.registry.add(stream)
-            self.registry.last_seen[agent.id] = utcnow()
+            self.registry.touch(agent.id)
             log.info("agent %s connected (version %s)", agent.id, hello.version)
             welcome = pb.ControlMessage(
                 welcome=pb.Welcome(
@@ -123,6 +123,8 @@ class AgentLinkService:
             while True:
                 item = await stream.outbox.get()
                 if isinstance(item, Close):
+                    if item.code == grpc.StatusCode.OK:
+                        return  # the agent closed its side cleanly: end with OK, not an abort
                     raise StreamError(item.code, item.details)
                 self.tap.record("down", "Connect", stream.agent_id, item)
                 yield item
@@ -194,7 +196,7 @@ class AgentLinkService:
         self.tap.record("up", "Connect", stream.agent_id, message)
         kind = message.WhichOneof("body")
         if kind == "heartbeat":
-            self.registry.last_seen[stream.agent_id] = utcnow()
+            self.registry.touch(stream.agent_id)
         elif kind == "event":
             await self._on_event(stream, message.event)
         elif kind == "command_ack":
@@ -244,7 +246,7 @@ class AgentLinkService:
         await self.db.run(apply)
         # Acked only after the commit: an acked event is never lost.
         stream.send(pb.ControlMessage(event_ack=pb.EventAck(seq=event.seq)))
-        self.registry.last_seen[agent_id] = utcnow()
+        self.registry.touch(agent_id)
 
     async def _on_ack(self, stream: AgentStream, ack: pb.CommandAck) -> None:
         agent_id = stream.agent_id
@@ -259,7 +261,7 @@ class AgentLinkService:
             )
         )
         stream.send(pb.ControlMessage(command_ack_receipt=pb.CommandAckReceipt(command_id=ack.command_id)))
-        self.registry.last_seen[agent_id] = utcnow()
+        self.registry.touch(agent_id)
 
     async def _on_renew(self, stream: AgentStream, csr_pem: bytes) -> None:
         agent_id = stream.agent_id
@@ -309,10 +311,10 @@ class AgentLinkService:
         ]
         if not to_send:
             return 0
+        ids = [c.id for c in to_send]
+        await self.db.run(lambda s: mark_delivered(s, ids))  # before sending; see GatewayServer
         for command in to_send:
             stream = by_agent[command.agent_id]
             stream.sent_commands.add(command.id)
             stream.send(command_message(command))
-        ids = [c.id for c in to_send]
-        await self.db.run(lambda s: mark_delivered(s, ids))
         return len(to_send)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import grpc
 
@@ -45,6 +45,18 @@ class StreamRegistry:
     def __init__(self) -> None:
         self._streams: dict[str, AgentStream] = {}
         self.last_seen: dict[str, datetime] = {}
+        # Agents heard from since the last flush to the database; only these are written.
+        self.dirty: dict[str, datetime] = {}
+
+    def touch(self, agent_id: str) -> None:
+        now = datetime.now(UTC)
+        self.last_seen[agent_id] = now
+        self.dirty[agent_id] = now
+
+    def take_dirty(self) -> dict[str, datetime]:
+        """The agents heard from since the last call (only those still connected here)."""
+        dirty, self.dirty = self.dirty, {}
+        return {a: t for a, t in dirty.items() if a in self._streams}
 
     def add(self, stream: AgentStream) -> None:
         previous = self._streams.get(stream.agent_id)

@@ -147,16 +147,20 @@ class GatewayServer:
         if not len(self.registry):
             return
         commands = await self.db.run(lambda s: pending_commands(s), retries=2)
-        sent: list[str] = []
+        deliverable = []
         for command in commands:
             stream = self.registry.get(command.agent_id)
-            if stream is None or stream.closed or command.id in stream.sent_commands:
-                continue
+            if stream is not None and not stream.closed and command.id not in stream.sent_commands:
+                deliverable.append((stream, command))
+        if not deliverable:
+            return
+        # Recorded as delivered before it is sent, so an ack can never be committed before its
+        # delivery; a crash in between only means a redelivery after the reconnect.
+        ids = [command.id for _, command in deliverable]
+        await self.db.run(lambda s: mark_delivered(s, ids))
+        for stream, command in deliverable:
             stream.sent_commands.add(command.id)
             stream.send(command_message(command))
-            sent.append(command.id)
-        if sent:
-            await self.db.run(lambda s: mark_delivered(s, sent))
 
     async def _cut_revoked(self) -> None:
         streams = self.registry.streams()
@@ -175,9 +179,15 @@ class GatewayServer:
                 live.close(grpc.StatusCode.PERMISSION_DENIED, f"agent {agent_id} or its certificate has been revoked")
 
     async def _flush_heartbeats(self) -> None:
-        seen = {a: t for a, t in self.registry.last_seen.items() if self.registry.get(a) is not None}
+        seen = self.registry.take_dirty()
         if seen:
-            await self.db.run(lambda s: record_heartbeats(s, seen), retries=2)
+            try:
+                await self.db.run(lambda s: record_heartbeats(s, seen), retries=2)
+            except Exception:
+                # Put them back so the next flush writes them; newer touches win.
+                for agent_id, at in seen.items():
+                    self.registry.dirty.setdefault(agent_id, at)
+                raise
 
 
 def prepare(settings: Settings) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -146,14 +146,17 @@ def mark_disconnected(session: Session, agent_id: str) -> None:
 
 
 def record_heartbeats(session: Session, seen: dict[str, datetime]) -> None:
-    """Batch-update last_seen_at for many agents in one transaction."""
-    for agent_id, at in seen.items():
-        session.execute(
-            update(Agent)
-            .where(col(Agent.id) == agent_id)
-            .where(col(Agent.revoked_at).is_(None))
-            .values(last_seen_at=at, status="online", connected=True)
-        )
+    """Update last_seen_at for many agents with one executemany statement."""
+    if not seen:
+        return
+    table = Agent.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("agent_id"))
+        .where(table.c.revoked_at.is_(None))
+        .values(last_seen_at=bindparam("seen_at"), status="online", connected=True)
+    )
+    session.connection().execute(statement, [{"agent_id": a, "seen_at": t} for a, t in seen.items()])
 
 
 def mark_offline_stale(session: Session, *, offline_after_seconds: float) -> list[str]:
