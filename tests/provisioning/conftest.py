@@ -20,3 +20,10 @@ def terraform_cli_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (PROVIDER_DIR / ".venv" / "bin" / "python").exists():
         skip_or_fail("the provider's virtualenv terraform/provider/.venv is missing: run `make provider`")
     return cli_config(tmp_path_factory.mktemp("terraform") / "cli.tfrc")
+
+
+@pytest.fixture(autouse=True)
+def _terraform_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No version checks against checkpoint-api.hashicorp.com, no interactive hints."""
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+    monkeypatch.setenv("TF_IN_AUTOMATION", "1")
