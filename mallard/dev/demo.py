@@ -57,6 +57,18 @@ def main() -> int:
     mallard("projects", "list")
     mallard("agents", "token", "list")
 
+    console.rule("Build a model inside the data plane")
+    project_dir = stack.home / "demo-model"
+    if not (project_dir / "mallard.yaml").exists():
+        mallard("models", "init", str(project_dir), "--name", "churn")
+    models = json.loads(mallard("models", "list", "--json", quiet=True).stdout)
+    if not any(m["name"] == "churn" for m in models):
+        mallard("models", "create", "churn", "--project", "demo")
+    started = time.perf_counter()
+    mallard("models", "build", str(project_dir), "--model", "churn", "--tag", "demo", "--follow")
+    console.print(f"[dim](build took {time.perf_counter() - started:.1f} s end to end)[/dim]")
+    mallard("builds", "list", "--model", "churn", "--limit", "5")
+
     console.rule("Where to look")
     console.print(f"API + OpenAPI:   {info['api_url']}/docs", highlight=False)
     console.print(f"data plane:      {info['data_plane_url']}/v1/health", highlight=False)
