@@ -20,6 +20,7 @@ import contextlib
 import io
 import json
 import re
+import socket
 import tarfile
 import threading
 import time
@@ -34,10 +35,15 @@ import requests
 
 from data_plane_agent.builds.environments import SdkWheels, Wheelhouses, requirement_set
 from data_plane_agent.builds.job import Builder, BuildJob
-from data_plane_agent.builds.steps import TAIL_LINES, BuildCancelled, StepFailed
+from data_plane_agent.builds.steps import PYTEST_COLUMNS, TAIL_LINES, BuildCancelled, StepFailed, pytest_failures
 
 VENV = "/opt/mallard/venv"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_BUILT = re.compile(r"^Successfully built ([0-9a-f]+)", re.MULTILINE)
+_EXIT_CODE = re.compile(r"returned a non-zero code: (\d+)")
+# The engine's own progress lines; the error summary keeps only what the step printed.
+_BUILDER_NOISE = ("Step ", " ---> ", "Removing intermediate container", "Successfully ")
 
 DEPS_DOCKERFILE = """\
 FROM {base}
@@ -61,7 +67,7 @@ RUN ["python", "-m", "mallard.runtime", "train", "--project", "/project", "--out
 FROM trained AS tested
 RUN ["python", "-m", "mallard.runtime", "check", "--artifact", "/out/model"]
 RUN if [ -d tests ]; then \
-      MALLARD_MODEL_DIR=/out/model python -m pytest -q -p no:cacheprovider tests || [ $? -eq 5 ]; \
+      COLUMNS={columns} MALLARD_MODEL_DIR=/out/model python -m pytest -q -p no:cacheprovider tests || [ $? -eq 5 ]; \
     else echo "the project has no tests/ directory; no project tests to run"; fi
 ENV MALLARD_MODEL_DIR=/out/model
 """
@@ -69,6 +75,43 @@ ENV MALLARD_MODEL_DIR=/out/model
 
 def _client(timeout: int = 600) -> docker.APIClient:
     return docker.APIClient(**docker.utils.kwargs_from_env(), timeout=timeout)
+
+
+class _BuildClient(docker.APIClient):
+    """An API client whose streaming build can be cut from another thread.
+
+    Closing a requests session does not wake a thread blocked reading the build's output, so
+    `interrupt()` shuts the response's socket down (as docker-py itself reaches the socket for
+    attach); the engine sees its client gone, stops the build and removes the step's container.
+    """
+
+    def __init__(self, timeout: int) -> None:
+        super().__init__(**docker.utils.kwargs_from_env(), timeout=timeout)
+        self._lock = threading.Lock()
+        self._streaming: requests.Response | None = None
+        self._interrupted = False
+
+    def _post(self, url: str, **kwargs: Any) -> requests.Response:
+        response: requests.Response = super()._post(url, **kwargs)
+        if kwargs.get("stream"):
+            with self._lock:
+                self._streaming = response
+                if self._interrupted:
+                    _cut(response)
+        return response
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupted = True
+            if self._streaming is not None:
+                _cut(self._streaming)
+
+
+def _cut(response: requests.Response) -> None:
+    try:
+        response.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
+    except (AttributeError, OSError):
+        response.close()
 
 
 def docker_reachable() -> tuple[bool, str]:
@@ -144,11 +187,11 @@ class DockerBuilder(Builder):
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise StepFailed(f"cannot reach the Docker engine: {exc}") from exc
         env = job.step_env(PIP_CACHE_DIR=str(self.pip_cache))
-        wheel = self.sdk.ensure(log=job.log, cancel=job.cancel, deadline=job.deadline, env=env)
+        sdk = self.sdk.ensure(log=job.log, cancel=job.cancel, deadline=job.deadline, env=env)
         requirements = requirement_set(job.config.requirements)
         house, _warm = self.wheelhouses.ensure(
             requirements=requirements,
-            sdk_wheel=wheel,
+            sdk=sdk,
             base_image=self.base_image,
             log=job.log,
             cancel=job.cancel,
@@ -165,7 +208,7 @@ class DockerBuilder(Builder):
             pass
         finally:
             client.close()
-        dockerfile = DEPS_DOCKERFILE.format(base=self.base_image, venv=VENV, sdk_wheel=wheel.name)
+        dockerfile = DEPS_DOCKERFILE.format(base=self.base_image, venv=VENV, sdk_wheel=sdk.path.name)
         context = job.workdir / "deps-context.tar"
         write_context(
             context,
@@ -242,13 +285,11 @@ class DockerBuilder(Builder):
             if not _ENV_NAME.match(key):
                 raise StepFailed(f"mallard.yaml build.env: {key!r} is not a valid environment variable name")
             env_lines += f" \\\n    {key}={json.dumps(value)}"
-        dockerfile = BUILD_DOCKERFILE.format(deps=self._deps[job.build_id], venv=VENV, env=env_lines)
+        dockerfile = BUILD_DOCKERFILE.format(
+            deps=self._deps[job.build_id], venv=VENV, env=env_lines, columns=PYTEST_COLUMNS
+        )
         files = {"Dockerfile": dockerfile.encode(), "params.json": job.params_file.read_bytes()}
-        trees = {f"project/{part}": job.project / part for part in ("main", "tests") if (job.project / part).is_dir()}
-        for name in ("mallard.yaml",):
-            if (job.project / name).is_file():
-                files[f"project/{name}"] = (job.project / name).read_bytes()
-        write_context(context, files=files, trees=trees)
+        write_context(context, files=files, trees={"project": job.project})
         return context
 
     def _build(
@@ -264,16 +305,16 @@ class DockerBuilder(Builder):
         """One `docker build`, streamed into the build log; cancel or the deadline close the
         connection, which makes the engine stop the build and remove its containers."""
         job.cancel.raise_if_cancelled()
-        client = _client(timeout=max(60, int(job.deadline - time.monotonic())))
+        client = _BuildClient(timeout=max(60, int(job.deadline - time.monotonic())))
         job.log.line(f"docker build{' --target ' + target if target else ''}{' -t ' + tag if tag else ''}")
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         error: str | None = None
         image_id = ""
-        timer = threading.Timer(max(0.0, job.deadline - time.monotonic()), client.close)
+        timer = threading.Timer(max(0.0, job.deadline - time.monotonic()), client.interrupt)
         timer.daemon = True
         timer.start()
         try:
-            with job.cancel.on_cancel(client.close), open(context, "rb") as fileobj:
+            with job.cancel.on_cancel(client.interrupt), open(context, "rb") as fileobj:
                 stream: Iterable[dict[str, Any]] = client.build(
                     fileobj=fileobj,
                     custom_context=True,
@@ -290,14 +331,20 @@ class DockerBuilder(Builder):
                     if "stream" in chunk:
                         text = str(chunk["stream"])
                         job.log.write(text)
-                        tail.extend(line for line in text.splitlines() if line.strip())
+                        built = _BUILT.search(text)
+                        if built and not image_id:
+                            image_id = built.group(1)
+                        for line in _ANSI.sub("", text).splitlines():
+                            if line.strip() and not line.startswith(_BUILDER_NOISE):
+                                tail.append(line)
                     elif "error" in chunk:
                         error = str(chunk["error"]).strip()
                         job.log.write(error + "\n")
                     elif "aux" in chunk and isinstance(chunk["aux"], dict):
                         image_id = str(chunk["aux"].get("ID", image_id))
-        except (docker.errors.DockerException, requests.RequestException, OSError, AttributeError) as exc:
-            # AttributeError: requests' response was closed under it by cancel() or the deadline.
+        except Exception as exc:
+            # After interrupt() the reader fails in many ways (urllib3 ProtocolError, ValueError
+            # on a cut chunk, OSError, AttributeError); which one does not matter.
             if job.cancel.cancelled:
                 raise BuildCancelled() from exc
             if time.monotonic() >= job.deadline:
@@ -309,7 +356,12 @@ class DockerBuilder(Builder):
         if job.cancel.cancelled:
             raise BuildCancelled()
         if error is not None:
-            raise StepFailed(f"{title} failed ({error}):\n" + "\n".join(tail))
-        if not image_id and tag:
-            image_id = tag
+            code = _EXIT_CODE.search(error)
+            what = f"exit code {code.group(1)}" if code else error
+            detail = pytest_failures(list(tail)) or "\n".join(tail)
+            raise StepFailed(f"{title} failed ({what}):\n{detail}")
+        if not image_id:  # the stream ended early: the deadline cut it, or the engine went away
+            if time.monotonic() >= job.deadline:
+                raise StepFailed(f"{title} did not finish before the build deadline; it was stopped")
+            raise StepFailed(f"{title}: the Docker engine ended the build without a result")
         return image_id

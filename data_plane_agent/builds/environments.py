@@ -2,7 +2,7 @@
 ready-to-use dependency sets keyed by what goes into them.
 
 An environment (a virtualenv for the local builder, a wheelhouse for the Docker builder) is keyed
-by sha256(Python version + SDK wheel hash + sorted requirements). The first build with a key
+by sha256(Python version + SDK version + sorted requirements). The first build with a key
 creates it under a per-key file lock and marks it ready last; later builds reuse it. Builds run
 in a ready virtualenv without changing it: nothing installs into it after it is marked ready, and
 build steps run with PYTHONDONTWRITEBYTECODE so they do not even add bytecode caches.
@@ -20,7 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from data_plane_agent.builds.log import BuildLog
@@ -29,7 +31,10 @@ from data_plane_agent.builds.steps import CancelToken, StepFailed, run_step
 # What the SDK needs inside a build environment (beyond the project's own requirements), and
 # pytest for the project's tests.
 SDK_REQUIREMENTS = ("pyyaml", "pandas", "numpy", "pytest")
-_SOURCE_PARTS = ("mallard", "shared", "data_plane_agent", "control_plane", "pyproject.toml", "README.md")
+# The SDK wheel holds only the packages a model needs at build and run time; the control plane
+# and the agent stay out, so editing them does not invalidate every cached environment.
+_SDK_PACKAGES = ("mallard", "shared")
+_WHEEL_FILES = ("pyproject.toml", "README.md")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".pytest_cache")
 
 
@@ -73,17 +78,25 @@ def sdk_source_root() -> Path | None:
 
 
 def source_version(root: Path) -> str:
-    """A hash of every file that goes into the SDK wheel (paths and contents)."""
+    """A hash of the SDK's packages (paths and contents) and the project version."""
     digest = hashlib.sha256()
-    for part in _SOURCE_PARTS:
-        base = root / part
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for path in files:
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    digest.update(f"version={version}\0".encode())
+    for package in _SDK_PACKAGES:
+        for path in sorted(p for p in (root / package).rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
-            if "__pycache__" in rel or rel.endswith(".pyc") or ".egg-info" in rel:
+            if "__pycache__" in rel or rel.endswith(".pyc"):
                 continue
             digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SdkWheel:
+    """The SDK wheel and the id environments are keyed by (source hash, or the wheel's sha256)."""
+
+    path: Path
+    version_id: str
 
 
 class SdkWheels:
@@ -94,11 +107,11 @@ class SdkWheels:
         self.cache_dir = cache_dir
         self.explicit_wheel = explicit_wheel
 
-    def ensure(self, *, log: BuildLog, cancel: CancelToken, deadline: float, env: dict[str, str]) -> Path:
+    def ensure(self, *, log: BuildLog, cancel: CancelToken, deadline: float, env: dict[str, str]) -> SdkWheel:
         if self.explicit_wheel is not None:
             if not self.explicit_wheel.is_file():
                 raise StepFailed(f"the configured SDK wheel {self.explicit_wheel} does not exist")
-            return self.explicit_wheel
+            return SdkWheel(self.explicit_wheel, "wheel-" + sha256_file(self.explicit_wheel))
         root = sdk_source_root()
         if root is None:
             raise StepFailed(
@@ -109,17 +122,16 @@ class SdkWheels:
         with file_lock(self.cache_dir / f"{version}.lock", cancel, deadline):
             wheels = sorted(target.glob("*.whl"))
             if wheels:
-                return wheels[0]
+                return SdkWheel(wheels[0], version)
             log.line(f"building the Mallard SDK wheel for source version {version}")
             with tempfile.TemporaryDirectory(prefix="sdk-src-") as tmp:
                 src = Path(tmp) / "src"
                 src.mkdir()
-                for part in _SOURCE_PARTS:
-                    path = root / part
-                    if path.is_dir():
-                        shutil.copytree(path, src / part, ignore=_IGNORE)
-                    elif path.is_file():
-                        shutil.copy2(path, src / part)
+                for package in _SDK_PACKAGES:
+                    shutil.copytree(root / package, src / package, ignore=_IGNORE)
+                for name in _WHEEL_FILES:
+                    if (root / name).is_file():
+                        shutil.copy2(root / name, src / name)
                 out = Path(tmp) / "out"
                 # Without setuptools here, pip fetches it into an isolated build environment.
                 isolation = ["--no-build-isolation"] if _has_setuptools() else []
@@ -140,7 +152,7 @@ class SdkWheels:
                 staging.mkdir(parents=True)
                 shutil.copy2(built[0], staging / built[0].name)
                 os.replace(staging, target)
-            return next(target.glob("*.whl"))
+            return SdkWheel(next(target.glob("*.whl")), version)
 
 
 def _has_setuptools() -> bool:
@@ -162,11 +174,12 @@ def requirement_set(project_requirements: list[str]) -> list[str]:
     return sorted({r.strip() for r in (*SDK_REQUIREMENTS, *project_requirements) if r.strip()})
 
 
-def environment_key(*, flavour: str, sdk_wheel: Path, requirements: list[str]) -> str:
+def environment_key(*, flavour: str, sdk: SdkWheel, requirements: list[str]) -> str:
+    """sha256 of the Python version, the SDK version and the sorted requirements."""
     payload = {
         "flavour": flavour,
         "python": f"{platform.python_implementation()}-{platform.python_version()}-{platform.machine()}",
-        "sdk_wheel_sha256": sha256_file(sdk_wheel),
+        "sdk": sdk.version_id,
         "requirements": requirements,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -183,14 +196,14 @@ class VirtualEnvironments:
         self,
         *,
         requirements: list[str],
-        sdk_wheel: Path,
+        sdk: SdkWheel,
         log: BuildLog,
         cancel: CancelToken,
         deadline: float,
         env: dict[str, str],
     ) -> tuple[Path, bool]:
         """(environment directory, True if it was already there)."""
-        key = environment_key(flavour="venv", sdk_wheel=sdk_wheel, requirements=requirements)
+        key = environment_key(flavour="venv", sdk=sdk, requirements=requirements)
         venv = self.root / key
         ready = venv / ".mallard-ready"
         with file_lock(self.root / f"{key}.lock", cancel, deadline):
@@ -230,7 +243,7 @@ class VirtualEnvironments:
                     deadline=deadline,
                 )
                 run_step(
-                    [*pip, "--no-deps", sdk_wheel],
+                    [*pip, "--no-deps", sdk.path],
                     title="pip install of the Mallard SDK",
                     cwd=self.root,
                     env=env,
@@ -238,7 +251,9 @@ class VirtualEnvironments:
                     cancel=cancel,
                     deadline=deadline,
                 )
-                ready.write_text(json.dumps({"requirements": requirements, "sdk_wheel": sdk_wheel.name}))
+                ready.write_text(
+                    json.dumps({"requirements": requirements, "sdk": sdk.version_id, "wheel": sdk.path.name})
+                )
             except BaseException:
                 shutil.rmtree(venv, ignore_errors=True)
                 raise
@@ -256,14 +271,14 @@ class Wheelhouses:
         self,
         *,
         requirements: list[str],
-        sdk_wheel: Path,
+        sdk: SdkWheel,
         base_image: str,
         log: BuildLog,
         cancel: CancelToken,
         deadline: float,
         env: dict[str, str],
     ) -> tuple[Path, bool]:
-        key = environment_key(flavour=f"wheelhouse:{base_image}", sdk_wheel=sdk_wheel, requirements=requirements)
+        key = environment_key(flavour=f"wheelhouse:{base_image}", sdk=sdk, requirements=requirements)
         house = self.root / key
         ready = house / ".mallard-ready"
         with file_lock(self.root / f"{key}.lock", cancel, deadline):
@@ -297,8 +312,10 @@ class Wheelhouses:
                     cancel=cancel,
                     deadline=deadline,
                 )
-                shutil.copy2(sdk_wheel, wheels / sdk_wheel.name)
-                ready.write_text(json.dumps({"requirements": requirements, "sdk_wheel": sdk_wheel.name}))
+                shutil.copy2(sdk.path, wheels / sdk.path.name)
+                ready.write_text(
+                    json.dumps({"requirements": requirements, "sdk": sdk.version_id, "wheel": sdk.path.name})
+                )
             except BaseException:
                 shutil.rmtree(house, ignore_errors=True)
                 raise

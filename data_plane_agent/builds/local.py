@@ -7,7 +7,7 @@ from pathlib import Path
 
 from data_plane_agent.builds.environments import SdkWheels, VirtualEnvironments, requirement_set
 from data_plane_agent.builds.job import Builder, BuildJob
-from data_plane_agent.builds.steps import StepFailed, run_step
+from data_plane_agent.builds.steps import PYTEST_COLUMNS, StepFailed, pytest_failures, run_step
 
 PYTEST_NO_TESTS = 5
 
@@ -50,10 +50,10 @@ class LocalBuilder(Builder):
 
     def resolve_dependencies(self, job: BuildJob) -> None:
         env = self._env(job)
-        wheel = self.sdk.ensure(log=job.log, cancel=job.cancel, deadline=job.deadline, env=env)
+        sdk = self.sdk.ensure(log=job.log, cancel=job.cancel, deadline=job.deadline, env=env)
         requirements = requirement_set(job.config.requirements)
         venv, warm = self.environments.ensure(
-            requirements=requirements, sdk_wheel=wheel, log=job.log, cancel=job.cancel, deadline=job.deadline, env=env
+            requirements=requirements, sdk=sdk, log=job.log, cancel=job.cancel, deadline=job.deadline, env=env
         )
         job.log.line(f"environment {'reused' if warm else 'created'}: {venv}")
         self._venvs[job.build_id] = venv
@@ -87,7 +87,7 @@ class LocalBuilder(Builder):
             [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
             title="project tests (pytest)",
             cwd=job.project,
-            env=self._env(job, MALLARD_MODEL_DIR=str(job.out / "model")),
+            env=self._env(job, MALLARD_MODEL_DIR=str(job.out / "model"), COLUMNS=PYTEST_COLUMNS),
             log=job.log,
             cancel=job.cancel,
             deadline=job.deadline,
@@ -97,7 +97,8 @@ class LocalBuilder(Builder):
         if output.returncode == PYTEST_NO_TESTS:
             job.log.line("tests/ holds no tests; nothing to run")
         elif output.returncode != 0:
-            raise StepFailed(f"project tests failed (pytest exit code {output.returncode}):\n{output.stdout_tail}")
+            detail = pytest_failures(output.stdout_tail.splitlines()) or output.stdout_tail
+            raise StepFailed(f"project tests failed (pytest exit code {output.returncode}):\n{detail}")
 
     def collect(self, job: BuildJob) -> None:
         """Training wrote job.out directly."""

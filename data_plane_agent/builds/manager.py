@@ -108,6 +108,11 @@ class BuildManager:
                 if not any(a.log is not None for a in self._active.values()):
                     break
             time.sleep(0.05)
+        else:
+            # A worker still records its build's end; its state stays open for it.
+            log.warning("builds still stopping after %.0fs: %s", timeout, ", ".join(self._active))
+            self._syncer.stop()
+            return
         self._syncer.stop()
         self.table.close()
 

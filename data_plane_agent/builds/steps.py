@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -172,6 +173,22 @@ def _pump(proc: subprocess.Popen[bytes], log: BuildLog, tails: dict[str, deque[s
                 log.write(text + "\n")
     selector.close()
     return timed_out
+
+
+_PYTEST_COUNTS = re.compile(r"\b\d+ (failed|errors?)\b")
+
+
+def pytest_failures(lines: list[str]) -> str | None:
+    """From the end of a pytest run: its FAILED/ERROR lines and the counts line (None if absent)."""
+    failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+    if not failed:
+        return None
+    counts = next((line.strip("= ") for line in reversed(lines) if _PYTEST_COUNTS.search(line)), "")
+    return "\n".join([*failed, counts] if counts else failed)
+
+
+# pytest cuts its summary lines to the terminal width; give it room so the cause survives.
+PYTEST_COLUMNS = "300"
 
 
 def child_env(base: dict[str, str], **extra: str) -> dict[str, str]:

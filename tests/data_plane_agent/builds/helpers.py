@@ -142,3 +142,19 @@ def pid_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def churn_model(build_body: str) -> str:
+    """main/model.py for the scaffold's ChurnModel with `build_body` as build()'s body."""
+    return (
+        "import time\n\nimport mallard\n\n\nclass ChurnModel(mallard.Model):\n"
+        "    def build(self):\n"
+        f"        {build_body}\n\n"
+        "    def schema(self):\n"
+        "        return mallard.ModelSchema(inputs=[], outputs=[])\n\n"
+        "    def predict(self, df):\n"
+        "        return df\n"
+    )
+
+
+SLOW_BUILD = "print('training for a long time', flush=True); time.sleep(300)"
