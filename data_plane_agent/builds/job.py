@@ -27,6 +27,7 @@ class BuildJob:
     project: Path = field(default=Path())  # the unpacked context (set by the fetch phase)
     config: ProjectBuildConfig = field(default_factory=ProjectBuildConfig)
     image: str | None = None  # docker builder: the image it tagged
+    phase: str | None = None  # the phase running now
     on_process: Any = None  # callback(pid | None) so the manager can record the running step
 
     @property

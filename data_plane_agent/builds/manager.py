@@ -5,35 +5,32 @@ each through the phases of shared/builds.py, and reports progress as `build.phas
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from data_plane_agent.builds import recovery
-from data_plane_agent.builds.context import fetch_context, read_build_config
 from data_plane_agent.builds.job import Builder, BuildJob
 from data_plane_agent.builds.log import BuildLog, LogSyncer
-from data_plane_agent.builds.packaging import write_artifact
-from data_plane_agent.builds.state import BuildRecord, BuildTable, iso, now_ms
+from data_plane_agent.builds.pipeline import BuildPipeline
+from data_plane_agent.builds.state import BuildRecord, BuildTable, now_ms
 from data_plane_agent.builds.steps import BuildCancelled, CancelToken, StepFailed
 from data_plane_agent.link.outbox import Outbox
-from data_plane_agent.storage import ObjectMissing, ObjectStore, artifact_key, build_log_key, digest_hex
+from data_plane_agent.storage import ObjectMissing, ObjectStore, build_log_key, digest_hex
 from data_plane_agent.storage.layout import check_build_id
 from shared import __version__
 from shared import builds as contract
-from shared.errors import InvalidInput, MallardError
+from shared.errors import InvalidInput, Unavailable
 
 log = logging.getLogger("mallard.agent.builds")
 
 Status = contract.BuildStatus
-Phase = contract.BuildPhase
 RESTARTED = "the agent restarted during the build; run it again"
 STOPPED = "the agent was stopped during the build; run it again"
 LOG_READ_LIMIT = 1024 * 1024
@@ -79,6 +76,7 @@ class BuildManager:
         self._stopping = False
         self._closed = False
         self._syncer = LogSyncer(log_sync_interval)
+        self._pipeline = BuildPipeline(store=store, table=self.table, emit=self._emit, stopping=lambda: self._stopping)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -124,7 +122,7 @@ class BuildManager:
         build_id = clean["build_id"]
         with self._lock:
             if self._stopping:
-                raise MallardError("the agent is shutting down; the build was not accepted")
+                raise Unavailable("the agent is shutting down; the build was not accepted, send it again")
             inserted = self.table.insert(build_id=build_id, spec=clean, builder=clean["builder"], status=Status.QUEUED)
             if not inserted:
                 existing = self.table.get(build_id)
@@ -270,11 +268,11 @@ class BuildManager:
         build_log.line(f"build {build_id}: model {spec['model']!r}, builder {spec['builder']}, agent {__version__}")
         outcome: dict[str, Any] = {"status": Status.FAILED, "params": spec["params"], "metrics": {}}
         try:
-            outcome.update(self._phases(job, builder))
+            outcome.update(self._pipeline.run(job, builder))
             outcome["status"] = Status.SUCCEEDED
         except BuildCancelled:
             outcome["status"] = Status.FAILED if self._stopping else Status.CANCELLED
-            outcome["error"] = STOPPED if self._stopping else f"cancelled during {self.table.get(build_id).phase}"  # type: ignore[union-attr]
+            outcome["error"] = STOPPED if self._stopping else f"cancelled during {job.phase}"
         except StepFailed as exc:
             outcome["error"] = contract.summarize_error(str(exc))
         finally:
@@ -282,97 +280,6 @@ class BuildManager:
                 with contextlib.suppress(Exception):
                     builder.release(job)
         self._finish(job, outcome, started)
-
-    def _phases(self, job: BuildJob, builder: Builder | None) -> dict[str, Any]:
-        spec = job.spec
-        with self._phase(job, Phase.FETCH_CONTEXT):
-            job.project = fetch_context(self.store, spec["context_digest"], job.workdir)
-            job.config = read_build_config(job.project)
-            job.params_file.write_text(json.dumps(spec["params"]))
-            job.log.line(
-                f"context {spec['context_digest']} unpacked; tests/: {'yes' if job.config.has_tests else 'no'}"
-            )
-        with self._phase(job, Phase.RESOLVE_DEPENDENCIES):
-            if builder is None:
-                raise StepFailed(f"this agent has no {spec['builder']} builder (is its engine reachable?)")
-            builder.resolve_dependencies(job)
-        with self._phase(job, Phase.TRAIN):
-            builder.train(job)
-        with self._phase(job, Phase.TEST):
-            builder.test(job)
-        with self._phase(job, Phase.PACKAGE):
-            builder.collect(job)
-            result = _read_result(job.out / "result.json")
-            manifest = {
-                "build_id": job.build_id,
-                "model": spec["model"],
-                "context_digest": spec["context_digest"],
-                "builder": spec["builder"],
-                "params": result["params"],
-                "metrics": result["metrics"],
-                "created_at": iso(now_ms()),
-                "sdk_version": __version__,
-                "image": job.image,
-            }
-            if not (job.out / "model").is_dir():
-                raise StepFailed("training wrote no model/ directory to package")
-            archive = job.workdir / "artifact.tar.gz"
-            hex_, size = write_artifact(
-                target=archive, manifest=manifest, model_dir=job.out / "model", project=job.project
-            )
-            job.log.line(f"artifact sha256:{hex_} ({size} bytes)")
-        with self._phase(job, Phase.PUBLISH):
-            key = artifact_key(f"sha256:{hex_}")
-            if self.store.exists(key):
-                job.log.line(f"{key} is already in the store (artifacts are immutable; not overwritten)")
-            else:
-                stored = self.store.put_file(key, archive)
-                if stored.sha256 != hex_:
-                    raise StepFailed(f"the artifact changed while it was published ({stored.sha256} != {hex_})")
-            job.cancel.raise_if_cancelled()
-        return {
-            "params": result["params"],
-            "metrics": result["metrics"],
-            "artifact_digest": f"sha256:{hex_}",
-            "artifact_uri": self.store.uri(key),
-            "image": job.image,
-        }
-
-    @contextlib.contextmanager
-    def _phase(self, job: BuildJob, phase: Phase) -> Iterator[None]:
-        job.cancel.raise_if_cancelled()
-        at = now_ms()
-        self.table.phase_started(job.build_id, phase, at)
-        self._emit(
-            contract.PHASE_EVENT, {"build_id": job.build_id, "phase": phase.value, "state": "started", "at_unix_ms": at}
-        )
-        job.log.line(f"==> {phase.value}")
-        state = "failed"
-        try:
-            yield
-            job.cancel.raise_if_cancelled()
-            state = "succeeded"
-        except BuildCancelled:
-            state = "failed" if self._stopping else "cancelled"
-            raise
-        except StepFailed as exc:
-            job.log.line(f"{phase.value} failed: {exc}")
-            raise
-        except MallardError as exc:
-            job.log.line(f"{phase.value} failed: {exc.message}")
-            raise StepFailed(exc.message) from exc
-        except Exception as exc:
-            log.exception("build %s: %s failed unexpectedly", job.build_id, phase.value)
-            job.log.line(f"{phase.value} failed: {type(exc).__name__}: {exc}")
-            raise StepFailed(f"{phase.value} failed on the agent: {type(exc).__name__}: {exc}") from exc
-        finally:
-            at = now_ms()
-            if state != "succeeded":
-                self.table.update(job.build_id, failed_phase=phase.value)
-            self.table.phase_finished(job.build_id, phase, state, at)
-            self._emit(
-                contract.PHASE_EVENT, {"build_id": job.build_id, "phase": phase.value, "state": state, "at_unix_ms": at}
-            )
 
     def _finish(self, job: BuildJob, outcome: dict[str, Any], started_ms: int) -> None:
         status: Status = outcome["status"]
@@ -468,17 +375,3 @@ class BuildManager:
             "duration_seconds": round(duration, 3),
         }
         self._emit(contract.FINISHED_EVENT, dict(payload))
-
-
-def _read_result(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise StepFailed("training wrote no result.json (params and metrics)") from exc
-    except json.JSONDecodeError as exc:
-        raise StepFailed(f"result.json from training is not valid JSON: {exc}") from exc
-    params = data.get("params") or {}
-    metrics = data.get("metrics") or {}
-    if not isinstance(params, dict) or not isinstance(metrics, dict):
-        raise StepFailed("result.json must hold objects `params` and `metrics`")
-    return {"params": contract.clean_params(params), "metrics": contract.clean_metrics(metrics)}
