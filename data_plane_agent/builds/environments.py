@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -28,9 +29,10 @@ from pathlib import Path
 from data_plane_agent.builds.log import BuildLog
 from data_plane_agent.builds.steps import CancelToken, StepFailed, run_step
 
-# What the SDK needs inside a build environment (beyond the project's own requirements), and
-# pytest for the project's tests.
-SDK_REQUIREMENTS = ("pyyaml", "pandas", "numpy", "pytest")
+# What a build environment needs besides the project's requirements: the SDK's own dependencies
+# (pyproject's `sdk` extra; this list is the fallback) and pytest for the project's tests.
+SDK_REQUIREMENTS = ("pyyaml>=6", "pandas>=2", "numpy>=1.26")
+TEST_REQUIREMENTS = ("pytest",)
 # The SDK wheel holds only the packages a model needs at build and run time; the control plane
 # and the agent stay out, so editing them does not invalidate every cached environment.
 _SDK_PACKAGES = ("mallard", "shared")
@@ -163,15 +165,31 @@ def _has_setuptools() -> bool:
     return True
 
 
+def sdk_requirements() -> list[str]:
+    """The SDK's dependencies as this agent's Mallard declares them (the `sdk` extra)."""
+    root = sdk_source_root()
+    if root is not None:
+        extras = tomllib.loads((root / "pyproject.toml").read_text())["project"].get("optional-dependencies", {})
+        if extras.get("sdk"):
+            return [str(r) for r in extras["sdk"]]
+    try:
+        declared = importlib.metadata.requires("mallard") or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    found = [r.split(";")[0].strip() for r in declared if 'extra == "sdk"' in r.replace("'", '"')]
+    return found or list(SDK_REQUIREMENTS)
+
+
 def requirement_set(project_requirements: list[str]) -> list[str]:
     """The sorted, de-duplicated requirements of an environment (SDK needs + the project's)."""
     for req in project_requirements:
-        if req.split()[0] in ("-r", "-c", "-e", "--requirement", "--constraint", "--editable"):
+        if req.strip() and req.split()[0] in ("-r", "-c", "-e", "--requirement", "--constraint", "--editable"):
             raise StepFailed(
                 f"requirement line {req!r} is not supported in a build; list the packages themselves "
                 "(main/requirements.txt or mallard.yaml build.python_requirements)"
             )
-    return sorted({r.strip() for r in (*SDK_REQUIREMENTS, *project_requirements) if r.strip()})
+    wanted = (*sdk_requirements(), *TEST_REQUIREMENTS, *project_requirements)
+    return sorted({r.strip() for r in wanted if r.strip()})
 
 
 def environment_key(*, flavour: str, sdk: SdkWheel, requirements: list[str]) -> str:
