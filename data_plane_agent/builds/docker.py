@@ -38,6 +38,7 @@ from data_plane_agent.builds.job import Builder, BuildJob
 from data_plane_agent.builds.steps import PYTEST_COLUMNS, TAIL_LINES, BuildCancelled, StepFailed, pytest_failures
 
 VENV = "/opt/mallard/venv"
+DEPS_REPOSITORY = "mallard-deps"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)", re.MULTILINE)
@@ -176,9 +177,11 @@ class DockerBuilder(Builder):
     # ---- phases ------------------------------------------------------------------------
 
     def resolve_dependencies(self, job: BuildJob) -> None:
+        """The dependency image for this requirement set: reused when the engine has it, else
+        built from a wheelhouse prepared here on the host (pip wheel), so it installs offline."""
         client = _client(timeout=30)
         try:
-            client.inspect_image(self.base_image)
+            base_id = str(client.inspect_image(self.base_image)["Id"])
         except docker.errors.ImageNotFound:
             raise StepFailed(
                 f"the Docker base image {self.base_image} is not on this engine; create it (see the README: "
@@ -186,28 +189,26 @@ class DockerBuilder(Builder):
             ) from None
         except (docker.errors.DockerException, requests.RequestException) as exc:
             raise StepFailed(f"cannot reach the Docker engine: {exc}") from exc
+        finally:
+            client.close()
         env = job.step_env(PIP_CACHE_DIR=str(self.pip_cache))
         sdk = self.sdk.ensure(log=job.log, cancel=job.cancel, deadline=job.deadline, env=env)
         requirements = requirement_set(job.config.requirements)
+        key = self.wheelhouses.key(requirements=requirements, sdk=sdk, base_image_id=base_id)
+        tag = f"{DEPS_REPOSITORY}:{key[:32]}"
+        self._deps[job.build_id] = tag
+        if self._image_exists(tag):
+            job.log.line(f"reusing the dependency image {tag}")
+            return
         house, _warm = self.wheelhouses.ensure(
+            key=key,
             requirements=requirements,
             sdk=sdk,
-            base_image=self.base_image,
             log=job.log,
             cancel=job.cancel,
             deadline=job.deadline,
             env=env,
         )
-        tag = f"mallard-deps:{house.name[:32]}"
-        self._deps[job.build_id] = tag
-        try:
-            client.inspect_image(tag)
-            job.log.line(f"reusing the dependency image {tag}")
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        finally:
-            client.close()
         dockerfile = DEPS_DOCKERFILE.format(base=self.base_image, venv=VENV, sdk_wheel=sdk.path.name)
         context = job.workdir / "deps-context.tar"
         write_context(
@@ -215,8 +216,19 @@ class DockerBuilder(Builder):
             files={"Dockerfile": dockerfile.encode(), "requirements.txt": (house / "requirements.txt").read_bytes()},
             trees={"wheels": house / "wheels"},
         )
-        self._build(job, context, title="dependency image build", tag=tag, labels={"mallard.env_key": house.name})
+        self._build(job, context, title="dependency image build", tag=tag, labels={"mallard.env_key": key})
         context.unlink()
+
+    @staticmethod
+    def _image_exists(tag: str) -> bool:
+        client = _client(timeout=30)
+        try:
+            client.inspect_image(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        finally:
+            client.close()
 
     def train(self, job: BuildJob) -> None:
         context = self._build_context(job)

@@ -37,6 +37,7 @@ TEST_REQUIREMENTS = ("pytest",)
 # and the agent stay out, so editing them does not invalidate every cached environment.
 _SDK_PACKAGES = ("mallard", "shared")
 _WHEEL_FILES = ("pyproject.toml", "README.md")
+REPRODUCIBLE_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can carry
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".pytest_cache")
 
 
@@ -141,7 +142,7 @@ class SdkWheels:
                     [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", *isolation, "-w", out, src],
                     title="building the SDK wheel",
                     cwd=Path(tmp),
-                    env=env,
+                    env={**env, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH},  # the same source, the same bytes
                     log=log,
                     cancel=cancel,
                     deadline=deadline,
@@ -285,18 +286,21 @@ class Wheelhouses:
         self.root = root
         self.python = python
 
+    @staticmethod
+    def key(*, requirements: list[str], sdk: SdkWheel, base_image_id: str) -> str:
+        return environment_key(flavour=f"wheelhouse:{base_image_id}", sdk=sdk, requirements=requirements)
+
     def ensure(
         self,
         *,
+        key: str,
         requirements: list[str],
         sdk: SdkWheel,
-        base_image: str,
         log: BuildLog,
         cancel: CancelToken,
         deadline: float,
         env: dict[str, str],
     ) -> tuple[Path, bool]:
-        key = environment_key(flavour=f"wheelhouse:{base_image}", sdk=sdk, requirements=requirements)
         house = self.root / key
         ready = house / ".mallard-ready"
         with file_lock(self.root / f"{key}.lock", cancel, deadline):

@@ -3,6 +3,7 @@ wheelhouse on the host, offline image builds, trained state baked into the image
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -15,7 +16,7 @@ import docker
 import pytest
 
 from data_plane_agent.builds import SdkWheels, Wheelhouses
-from data_plane_agent.builds.docker import DockerBuilder, docker_reachable
+from data_plane_agent.builds.docker import DEPS_REPOSITORY, DockerBuilder, docker_reachable
 from data_plane_agent.builds.environments import SdkWheel
 from data_plane_agent.link.outbox import Outbox
 from data_plane_agent.settings import AgentSettings
@@ -39,11 +40,17 @@ def docker_client() -> Iterator[object]:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
         skip_or_fail(f"the base image {BASE_IMAGE} is missing; make it with debootstrap + docker import (.ci/run)")
+    deps_before = {tag for image in client.images.list(name=DEPS_REPOSITORY) for tag in image.tags}
     yield client
+    # What these tests made goes again (the engine keeps them as caches otherwise, 660 MB apiece).
     for image in client.images.list(name="mallard-build"):
         for tag in image.tags:
             if tag.startswith("mallard-build:bld_dk_"):
                 client.images.remove(tag, force=True)
+    for image in client.images.list(name=DEPS_REPOSITORY):
+        for tag in set(image.tags) - deps_before:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag)
     client.close()
 
 
