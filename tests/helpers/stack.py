@@ -172,6 +172,7 @@ class AgentProcess:
     join_token: str = ""
     data_plane_port: int = field(default_factory=free_port)
     proc: Proc | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Proc:
         argv = [
@@ -194,7 +195,10 @@ class AgentProcess:
             argv += ["--join-token", self.join_token]
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = Proc(
-            "agent", argv, _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1"}), self.home.parent / f"{self.home.name}.log"
+            "agent",
+            argv,
+            _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1", **self.extra_env}),
+            self.home.parent / f"{self.home.name}.log",
         ).start()
         return self.proc
 

@@ -32,6 +32,8 @@ class Stack:
     agent: AgentProcess
     wire: Path
     env: dict[str, str]
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
 
     def mallard(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -49,8 +51,29 @@ class Stack:
         return result
 
 
-@pytest.fixture
-def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(params=["local-store", "s3-store"])
+def stack(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
+    """The embedded stack; the agent keeps contexts, logs and artifacts in a directory or in S3."""
+    if request.param == "s3-store":
+        from tests.data_plane_agent.storage.s3_server import CREDENTIALS, s3_server
+
+        with s3_server() as server:
+            bucket = server.create_bucket_with(CREDENTIALS)
+            agent_env = {
+                **CREDENTIALS,
+                "AWS_DEFAULT_REGION": server.region,
+                "MALLARD_AGENT_STORE_URL": f"s3://{bucket}/agents/edge",
+                "MALLARD_AGENT_S3_ENDPOINT_URL": server.endpoint_url,
+                "MALLARD_AGENT_S3_REGION": server.region,
+            }
+            for built in _stack(sqlite_url, tmp_path, agent_env):
+                built.s3_bucket, built.s3_endpoint = bucket, server.endpoint_url
+                yield built
+    else:
+        yield from _stack(sqlite_url, tmp_path, {})
+
+
+def _stack(sqlite_url: str, tmp_path: Path, agent_env: dict[str, str]) -> Iterator[Stack]:
     wire = tmp_path / "wire.jsonl"
     cp = ControlPlane(database_url=sqlite_url, home=tmp_path / "cp", extra_env={"MALLARD_WIRE_LOG": str(wire)})
     cp.prepare()
@@ -59,7 +82,7 @@ def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
     cp.bootstrap()
     with cp.client() as api:
         token = api.post("/join-tokens", json={"name": "edge", "ttl_seconds": 600}).json()["token"]
-        agent = AgentProcess(cp, tmp_path / "agent", join_token=token)
+        agent = AgentProcess(cp, tmp_path / "agent", join_token=token, extra_env=agent_env)
         agent.start()
         agent_id = agent.wait_enrolled()
         wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
@@ -138,6 +161,28 @@ def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) ->
     )
     assert check.returncode == 0, check.stderr[-3000:]
     assert check.stdout.strip() == "same predictions"
+
+    hex_digest = digest.split(":")[1]
+    local_copy = stack.agent.home / "store" / "artifacts" / "sha256" / f"{hex_digest}.tar.gz"
+    if stack.s3_bucket:
+        import boto3
+
+        from tests.data_plane_agent.storage.s3_server import CREDENTIALS
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=stack.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.s3_bucket)["Contents"]]
+        assert f"agents/edge/artifacts/sha256/{hex_digest}.tar.gz" in keys
+        assert any(k.startswith("agents/edge/contexts/sha256/") for k in keys)
+        assert f"agents/edge/logs/builds/{build['id']}.log" in keys
+        assert not local_copy.exists()
+    else:
+        assert local_copy.read_bytes() == archive.read_bytes()
 
     _assert_only_metadata_crossed(stack, full_log, archive.read_bytes())
     _assert_other_tenant_cannot_reach(stack, build["id"], digest)

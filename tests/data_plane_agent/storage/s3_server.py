@@ -21,6 +21,22 @@ class S3Server:
     endpoint_url: str
     region: str = "us-east-1"
 
+    def create_bucket_with(self, credentials: dict[str, str]) -> str:
+        """Create a bucket using explicit credentials (for callers that do not set the environment)."""
+        import boto3
+
+        name = f"mallard-{uuid.uuid4().hex[:12]}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        )
+        client.create_bucket(Bucket=name)
+        client.close()
+        return name
+
     def create_bucket(self) -> str:
         import boto3
 
