@@ -106,7 +106,14 @@ def strings(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else []
 
 
-def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stack", "builder"),
+    [("local-store", "local"), ("s3-store", "local"), ("local-store", "docker")],
+    indirect=["stack"],
+)
+def test_init_build_load_reproduces_predictions(stack: Stack, builder: str, tmp_path: Path) -> None:
+    if builder == "docker":
+        _require_docker()
     project = tmp_path / "churn"
     stack.mallard("models", "init", str(project), "--name", "churn")
     (project / "main" / "notes.txt").write_text(CONTEXT_MARKER + "\n")
@@ -114,7 +121,19 @@ def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) ->
     stack.mallard("models", "create", "churn", "--project", "retention")
 
     done = stack.mallard(
-        "models", "build", str(project), "--model", "churn", "--param", "C=0.5", "--tag", "e2e", "--follow", "--json"
+        "models",
+        "build",
+        str(project),
+        "--model",
+        "churn",
+        "--builder",
+        builder,
+        "--param",
+        "C=0.5",
+        "--tag",
+        "e2e",
+        "--follow",
+        "--json",
     )
     build = json.loads(done.stdout)
     assert build["status"] == "SUCCEEDED", build
@@ -128,6 +147,17 @@ def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) ->
         "publish",
     ]
     digest = build["artifact_digest"]
+    if builder == "docker":
+        import docker
+
+        client = docker.from_env()
+        assert build["image"], build
+        image = client.images.get(build["image"])  # the trained state is baked into this image
+        assert build["image"] == f"mallard-build:{build['id']}" and image.id
+        client.images.remove(build["image"], force=True)
+        client.close()
+    else:
+        assert build["image"] is None
     assert digest.startswith("sha256:")
     assert build["artifact_uri"] == "mallard-store://artifacts/sha256/" + digest.split(":")[1] + ".tar.gz"
 
@@ -186,6 +216,25 @@ def test_init_build_load_reproduces_predictions(stack: Stack, tmp_path: Path) ->
 
     _assert_only_metadata_crossed(stack, full_log, archive.read_bytes())
     _assert_other_tenant_cannot_reach(stack, build["id"], digest)
+
+
+def _require_docker() -> None:
+    from data_plane_agent.builds.docker import docker_reachable
+    from data_plane_agent.settings import AgentSettings
+    from tests.helpers.servers import skip_or_fail
+
+    reachable, why = docker_reachable()
+    if not reachable:
+        skip_or_fail(f"no Docker engine reachable ({why}); start dockerd (see .ci/run)")
+    import docker
+
+    client = docker.from_env()
+    try:
+        client.images.get(AgentSettings.model_fields["docker_base_image"].default)
+    except docker.errors.ImageNotFound:
+        skip_or_fail("the base image mallard-base:bookworm is missing (see .ci/run)")
+    finally:
+        client.close()
 
 
 _REPRODUCE = """
