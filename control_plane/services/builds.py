@@ -344,7 +344,9 @@ def apply_build_event(session: Session, *, agent: Agent, type_: str, payload: di
         build.artifact_uri = _short(payload.get("artifact_uri"), 300)
         build.image = _short(payload.get("image"), 200)
         build.failed_phase = _short(payload.get("failed_phase"), 40)
-        _finish(build, status=status, error=payload.get("error_summary"))
+        _finish(
+            build, status=status, error=payload.get("error_summary"), agent_duration=payload.get("duration_seconds")
+        )
     session.add(build)
 
 
@@ -352,13 +354,21 @@ def _short(value: object, limit: int) -> str | None:
     return None if value in (None, "") else str(value)[:limit]
 
 
-def _finish(build: Build, *, status: contract.BuildStatus, error: object) -> None:
+def _finish(build: Build, *, status: contract.BuildStatus, error: object, agent_duration: object = None) -> None:
+    """Final status. The agent's own measured duration wins over the control plane's clock,
+    which would also count any time the event spent in the outbox during an outage."""
     now = utcnow()
     build.status = status
     build.finished_at = now
     build.error_summary = contract.summarize_error(str(error)) if error else None
     start = build.started_at or build.created_at
-    build.duration_seconds = round((now - start).total_seconds(), 3)
+    measured = (
+        agent_duration if isinstance(agent_duration, int | float) and not isinstance(agent_duration, bool) else None
+    )
+    if measured is not None and 0 <= measured < 7 * 24 * 3600:
+        build.duration_seconds = round(float(measured), 3)
+    else:
+        build.duration_seconds = round((now - start).total_seconds(), 3)
 
 
 def fail_expired_leases(session: Session, *, lease_seconds: float) -> list[str]:

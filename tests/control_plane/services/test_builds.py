@@ -106,6 +106,7 @@ def test_events_drive_the_build_to_success_once(database_url: str) -> None:
         assert view["status"] == "SUCCEEDED" and view["metrics"] == {"accuracy": 0.93}
         assert view["params"]["max_iter"] == "200" and len(view["phases"]) == len(contract.PHASES)
         assert view["artifact_digest"] == "sha256:" + "cd" * 32 and view["finished_at"]
+        assert view["duration_seconds"] == 3.2  # the agent's own measurement, not the event's arrival
 
 
 def test_failure_records_phase_and_a_bounded_summary(database_url: str) -> None:
