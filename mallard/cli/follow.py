@@ -15,7 +15,7 @@ FINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def follow_build(
-    cp: ControlPlaneClient, build_id: str, *, console: Console, show_logs: bool = True, poll: float = 0.5
+    cp: ControlPlaneClient, build_id: str, *, console: Console, show_logs: bool = True, poll: float = 0.25
 ) -> dict[str, Any]:
     """Print phase changes and new log output until the build finishes; return the final build."""
     build: dict[str, Any] = cp.get(f"/builds/{build_id}")
