@@ -28,7 +28,9 @@ def add_member(
 ) -> tuple[User, Membership]:
     """Give the user with `email` (created if new) `role` in `tenant_id`.
 
-    A person has one user row across tenants, so an existing user is added rather than duplicated.
+    A user belongs to one tenant at a time. Attaching a user of another tenant (or a platform
+    admin) would let this tenant's admins mint keys for them and act as them, so that is refused;
+    only a user who is in no tenant any more (removed, keys revoked) may be added back.
     """
     email = normalise_email(email, email_field)
     user = session.exec(select(User).where(col(User.email) == email)).first()
@@ -38,10 +40,16 @@ def add_member(
         # Flushed on its own: the unit of work does not order inserts by foreign key without
         # relationships, and the membership below references this row.
         _flush_or_conflict(session, f"{email} was registered by a concurrent request; retry", email_field)
-    elif session.exec(
-        select(Membership.id).where(col(Membership.user_id) == user.id).where(col(Membership.tenant_id) == tenant_id)
-    ).first():
-        raise Conflict(f"{email} is already a member of this tenant", field=email_field)
+    else:
+        elsewhere = session.exec(select(Membership.tenant_id).where(col(Membership.user_id) == user.id)).all()
+        if tenant_id in elsewhere:
+            raise Conflict(f"{email} is already a member of this tenant", field=email_field)
+        if elsewhere or user.is_platform_admin:
+            raise Conflict(
+                f"{email} is already registered; a user belongs to one tenant, use another address",
+                field=email_field,
+            )
+        # A user removed from every tenant (keys revoked) may be added back.
     membership = Membership(user_id=user.id, tenant_id=tenant_id, role=role.value)
     session.add(membership)
     _flush_or_conflict(session, f"{email} is already a member of this tenant", email_field)

@@ -103,3 +103,17 @@ def test_creates_act_in_the_callers_tenant_whatever_the_body_says(
     assert response.status_code == 422 and response.json()["error"]["field"] == "tenant_id"
     a_projects = ok(client.get("/api/v1/projects", headers=auth(world.a.admin_key)))
     assert [p["id"] for p in a_projects] == [world.a.project_id]
+
+
+def test_an_admin_cannot_adopt_another_tenants_user_and_act_as_them(client: TestClient, world: World) -> None:
+    """Regression: attaching an existing (platform-admin) user to tenant B, then minting a key for
+    them, let B's admin create tenants. Existing emails are refused outright."""
+    b_admin = auth(world.b.admin_key)
+    response = client.post("/api/v1/users", headers=b_admin, json={"email": "admin@alpha.example", "role": "admin"})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["field"] == "email"
+    assert world.a.admin_user_id not in response.text
+    users = ok(client.get("/api/v1/users", headers=b_admin))
+    assert world.a.admin_user_id not in {u["id"] for u in users}
+    response = client.post("/api/v1/api-keys", headers=b_admin, json={"name": "x", "user_id": world.a.admin_user_id})
+    assert response.status_code == 404
