@@ -311,43 +311,82 @@ def compare_builds(a: Build, b: Build) -> dict[str, Any]:
 
 
 def apply_build_event(session: Session, *, agent: Agent, type_: str, payload: dict[str, Any]) -> None:
-    """Fold one `build.*` event into its build. Events for builds this agent does not own are ignored."""
+    """Fold one `build.*` event into its build. Events for builds this agent does not own are ignored.
+
+    A malformed payload is logged and skipped, never raised: the event is still stored and
+    acked, so one bad event cannot block every later event of the agent.
+    """
     build = session.get(Build, str(payload.get("build_id", "")))
     if build is None or build.agent_id != agent.id or build.tenant_id != agent.tenant_id:
         log.warning("agent %s reported %s for unknown build %r; ignored", agent.id, type_, payload.get("build_id"))
         return
     if contract.BuildStatus(build.status).final:
         return  # e.g. failed by lease expiry before the agent came back
-    if type_ == contract.PHASE_EVENT:
-        at = (
-            datetime.fromtimestamp(int(payload.get("at_unix_ms", 0)) / 1000, UTC)
-            if payload.get("at_unix_ms")
-            else utcnow()
-        )
-        phases = json.loads(build.phases_json or "[]")
-        phases.append(
-            {"phase": str(payload.get("phase", ""))[:40], "state": str(payload.get("state", ""))[:16], "at": iso(at)}
-        )
-        build.phases_json = json.dumps(phases[-100:])
-        if build.status == contract.BuildStatus.QUEUED:
-            build.status = contract.BuildStatus.RUNNING
-            build.started_at = at
-    elif type_ == contract.FINISHED_EVENT:
-        try:
-            status = contract.BuildStatus(str(payload.get("status")))
-        except ValueError:
-            log.warning("agent %s sent an unknown build status %r", agent.id, payload.get("status"))
-            return
-        build.params_json = json.dumps(contract.clean_params(payload.get("params") or {}), sort_keys=True)
-        build.metrics_json = json.dumps(contract.clean_metrics(payload.get("metrics") or {}), sort_keys=True)
-        build.artifact_digest = _short(payload.get("artifact_digest"), 80)
-        build.artifact_uri = _short(payload.get("artifact_uri"), 300)
-        build.image = _short(payload.get("image"), 200)
-        build.failed_phase = _short(payload.get("failed_phase"), 40)
-        _finish(
-            build, status=status, error=payload.get("error_summary"), agent_duration=payload.get("duration_seconds")
-        )
+    try:
+        if type_ == contract.PHASE_EVENT:
+            _apply_phase(build, payload)
+        elif type_ == contract.FINISHED_EVENT:
+            _apply_finished(session, build, agent, payload)
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        log.warning("agent %s sent a malformed %s for build %s (%s); ignored", agent.id, type_, build.id, exc)
+        session.expire(build)
+        return
     session.add(build)
+
+
+def _apply_phase(build: Build, payload: dict[str, Any]) -> None:
+    raw_at = payload.get("at_unix_ms")
+    at = datetime.fromtimestamp(int(raw_at) / 1000, UTC) if raw_at else utcnow()
+    phases = json.loads(build.phases_json or "[]")
+    phases.append(
+        {"phase": str(payload.get("phase", ""))[:40], "state": str(payload.get("state", ""))[:16], "at": iso(at)}
+    )
+    build.phases_json = json.dumps(phases[-100:])
+    if build.status == contract.BuildStatus.QUEUED:
+        build.status = contract.BuildStatus.RUNNING
+        build.started_at = at
+
+
+def _apply_finished(session: Session, build: Build, agent: Agent, payload: dict[str, Any]) -> None:
+    status = contract.BuildStatus(str(payload.get("status")))
+    params, metrics = payload.get("params") or {}, payload.get("metrics") or {}
+    if not isinstance(params, dict) or not isinstance(metrics, dict):
+        raise TypeError("params and metrics must be JSON objects")
+    build.params_json = json.dumps(contract.clean_params(params), sort_keys=True)
+    build.metrics_json = json.dumps(contract.clean_metrics(metrics), sort_keys=True)
+    build.artifact_digest = _short(payload.get("artifact_digest"), 80)
+    build.artifact_uri = _short(payload.get("artifact_uri"), 300)
+    build.image = _short(payload.get("image"), 200)
+    build.failed_phase = _short(payload.get("failed_phase"), 40)
+    _finish(build, status=status, error=payload.get("error_summary"), agent_duration=payload.get("duration_seconds"))
+    audit.record(
+        session,
+        tenant_id=build.tenant_id,
+        actor=f"agent:{agent.id}",
+        action="build.finished",
+        target_type="build",
+        target_id=build.id,
+        details={"status": build.status, "failed_phase": build.failed_phase},
+    )
+
+
+def fail_refused_build(session: Session, *, agent_id: str, build_id: str, error: str) -> None:
+    """The agent refused the `build.run` command (acked as failed): the build fails with its reason."""
+    build = session.get(Build, build_id)
+    if build is None or build.agent_id != agent_id or contract.BuildStatus(build.status).final:
+        return
+    _finish(
+        build, status=contract.BuildStatus.FAILED, error=f"the agent refused the build: {error or 'no reason given'}"
+    )
+    session.add(build)
+    audit.record(
+        session,
+        tenant_id=build.tenant_id,
+        actor=f"agent:{agent_id}",
+        action="build.refused",
+        target_type="build",
+        target_id=build.id,
+    )
 
 
 def _short(value: object, limit: int) -> str | None:

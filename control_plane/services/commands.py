@@ -139,7 +139,15 @@ def record_ack(session: Session, *, agent_id: str, command_id: str, ok: bool, re
             acked_at=utcnow(),
         )
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    recorded = bool(result.rowcount)  # type: ignore[attr-defined]
+    if recorded and not ok:
+        command = session.get(AgentCommand, command_id)
+        if command is not None and command.type == "build.run":
+            from control_plane.services.builds import fail_refused_build
+
+            build_id = json.loads(command.spec_json or "{}").get("build_id", "")
+            fail_refused_build(session, agent_id=agent_id, build_id=str(build_id), error=error)
+    return recorded
 
 
 def expire_commands(session: Session) -> list[str]:

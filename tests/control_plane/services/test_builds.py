@@ -201,3 +201,48 @@ def test_lease_expires_when_the_agent_vanishes(database_url: str) -> None:
         event(session, agent, 1, contract.FINISHED_EVENT, {"build_id": build.id, "status": "SUCCEEDED"})
         session.refresh(build)
         assert build.status == "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload"),
+    [
+        (contract.PHASE_EVENT, {"phase": "train", "state": "started", "at_unix_ms": "soon"}),
+        (contract.FINISHED_EVENT, {"status": "SUCCEEDED", "metrics": [1, 2]}),
+        (contract.FINISHED_EVENT, {"status": "DONE-ISH"}),
+        (contract.FINISHED_EVENT, {"status": "SUCCEEDED", "params": "C=1"}),
+    ],
+)
+def test_a_malformed_build_event_is_stored_and_skipped_never_blocking_the_link(
+    database_url: str, type_: str, payload: dict
+) -> None:
+    with session_scope(database_url) as session:
+        tenant_id, agent = world(session)
+        build = new_build(session, tenant_id, agent)
+        assert event(session, agent, 1, type_, {"build_id": build.id, **payload})  # applied: no exception
+        session.refresh(build)
+        assert build.status == "QUEUED" and build.phases_json == "[]"
+        # The next, well-formed event still lands.
+        event(session, agent, 2, contract.FINISHED_EVENT, {"build_id": build.id, "status": "SUCCEEDED"})
+        session.refresh(build)
+        assert build.status == "SUCCEEDED"
+
+
+def test_a_build_run_the_agent_refuses_fails_the_build_with_its_reason(database_url: str) -> None:
+    from control_plane.services.commands import record_ack
+
+    with session_scope(database_url) as session:
+        tenant_id, agent = world(session)
+        build = new_build(session, tenant_id, agent)
+        assert build.command_id is not None
+        record_ack(
+            session,
+            agent_id=agent.id,
+            command_id=build.command_id,
+            ok=False,
+            result_json="",
+            error="this agent has no Docker engine",
+        )
+        session.commit()
+        session.refresh(build)
+        assert build.status == "FAILED"
+        assert build.error_summary == "the agent refused the build: this agent has no Docker engine"
