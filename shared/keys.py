@@ -33,7 +33,7 @@ def build_csr(key: ec.EllipticCurvePrivateKey, common_name: str = "mallard-agent
 def write_secret(path: Path, data: bytes) -> None:
     """Write a file readable only by its owner (0600), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: writers never share it
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
@@ -47,6 +47,6 @@ def write_secret(path: Path, data: bytes) -> None:
 def write_public(path: Path, data: bytes) -> None:
     """Write a non-secret file (certificates) atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -87,13 +87,20 @@ class AgentHome:
         self._finish_interrupted_rotation()
 
     def _finish_interrupted_rotation(self) -> None:
+        """Complete a rotation a crash interrupted: the key is renamed first, then the certificate.
+
+        Both `.next` files: nothing was renamed yet. Only the certificate: the key was already
+        renamed, so the certificate must follow or the pair would not match. Only the key: the
+        certificate never arrived completely; keep the current pair.
+        """
         key_next, cert_next = self.root / "agent.key.next", self.root / "agent.crt.next"
         if key_next.exists() and cert_next.exists():
             os.replace(key_next, self.key)
             os.replace(cert_next, self.cert)
-        else:  # half a pair is useless; keep the current one
-            for leftover in (key_next, cert_next):
-                leftover.unlink(missing_ok=True)
+        elif cert_next.exists():
+            os.replace(cert_next, self.cert)
+        else:
+            key_next.unlink(missing_ok=True)
 
     def save_jwt_public_key(self, pem: bytes) -> None:
         if pem and (not self.jwt_public_key.exists() or self.jwt_public_key.read_bytes() != pem):

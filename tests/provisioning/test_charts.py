@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# Hard imports, not importorskip: both are in the dev extra `make test` installs, so a missing
+# one must fail the run (in CI too) rather than silently skip every chart check.
+import helm_python as helm
+import kubernetes_validate
 import pytest
 import yaml
 
 from tests.helpers.servers import repo_root
-
-helm = pytest.importorskip("helm_python")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 HELM = repo_root() / "helm"
 AGENT, CONTROL_PLANE = HELM / "mallard-agent", HELM / "mallard-control-plane"

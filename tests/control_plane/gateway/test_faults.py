@@ -59,8 +59,6 @@ def test_gateway_kill9_while_events_flow_loses_and_duplicates_nothing(gateway: C
     wait_for(lambda: outbox.pending_count() == 0, timeout=60, what="outbox drained after the gateway restart")
     ticks = events_of(gateway, agent_id, "test.tick")
     assert sorted(json.loads(e.payload_json)["i"] for e in ticks) == list(range(total))
-    seqs = [e.seq for e in ticks]
-    assert len(seqs) == len(set(seqs))
     outbox.close()
 
 
@@ -140,8 +138,6 @@ def test_agent_kill9_mid_command_does_not_rerun_it(gateway: ControlPlane, tmp_pa
     agent.proc.kill9()
     agent.join_token = ""
     agent.start()
-    with session_scope(gateway.database_url) as session:
-        pass
 
     def final() -> AgentCommand | None:
         with session_scope(gateway.database_url) as session:
