@@ -53,8 +53,9 @@ def test_agent_renews_before_expiry_and_stays_connected(short_lived: ControlPlan
     assert (agent.home / "agent.key").stat().st_mode & 0o777 == 0o600
 
     # The agent reconnects on the new certificate (a second stream open at the gateway) ...
-    assert cp.gateway is not None
-    wait_for(lambda: cp.gateway.output().count(f"agent {agent_id} connected") >= 2, timeout=10, what="reconnect")
+    gateway = cp.gateway
+    assert gateway is not None
+    wait_for(lambda: gateway.output().count(f"agent {agent_id} connected") >= 2, timeout=10, what="reconnect")
     # ... and past the first certificate's expiry it is still connected.
     expiry = first.not_valid_after_utc.timestamp()
     time.sleep(max(0.0, expiry + 0.5 - time.time()))
