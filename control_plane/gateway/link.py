@@ -26,6 +26,7 @@ from control_plane.services.agents import (
     issue_certificate,
     mark_connected,
     mark_disconnected,
+    revoke_superseded,
 )
 from control_plane.services.commands import mark_delivered, open_commands, record_ack
 from control_plane.settings import Settings
@@ -102,7 +103,7 @@ class AgentLinkService:
             serial = format(cert.serial_number, "x")
             agent = await self.db.run(lambda s: authorize_peer(s, identity, serial))
             hello = await self._read_hello(request_iterator)
-            await self.db.run(lambda s: self._connected(s, agent.id, hello))
+            await self.db.run(lambda s: self._connected(s, agent.id, hello, serial))
             stream = AgentStream(agent.id, agent.tenant_id, serial, cert.not_valid_after_utc)
             self.registry.add(stream)
             self.registry.touch(agent.id)
@@ -159,9 +160,10 @@ class AgentLinkService:
         return first.hello
 
     @staticmethod
-    def _connected(session: Session, agent_id: str, hello: pb.Hello) -> None:
+    def _connected(session: Session, agent_id: str, hello: pb.Hello, serial: str) -> None:
         agent = session.get(Agent, agent_id)
         assert agent is not None
+        revoke_superseded(session, agent_id=agent_id, serial=serial)
         mark_connected(
             session,
             agent,

@@ -53,14 +53,16 @@ class GatewayServer:
         self.registry = StreamRegistry()
         self.link = AgentLinkService(settings, self.db, self.ca, self.registry, self.jwt_public_pem)
         self.enrollment = EnrollmentService(settings, self.db, self.ca, self.jwt_public_pem)
-        self._server: grpc.aio.Server | None = None
+        # Two servers, not one server with two ports: the enrollment port must not serve the
+        # agent link at all, whatever the TLS layer puts in the auth context there.
+        self._servers: list[grpc.aio.Server] = []
         self._loops: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self.link_port = 0
         self.enroll_port = 0
 
-    def _handlers(self) -> list[grpc.GenericRpcHandler]:
-        link = grpc.method_handlers_generic_handler(
+    def _link_handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             "mallard.v1.AgentLink",
             {
                 "Connect": grpc.stream_stream_rpc_method_handler(
@@ -70,7 +72,9 @@ class GatewayServer:
                 )
             },
         )
-        enroll = grpc.method_handlers_generic_handler(
+
+    def _enroll_handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             "mallard.v1.Enrollment",
             {
                 "Enroll": grpc.unary_unary_rpc_method_handler(
@@ -80,21 +84,23 @@ class GatewayServer:
                 )
             },
         )
-        return [link, enroll]
 
     async def start(self) -> None:
         s = self.settings
-        server = grpc.aio.server(options=server_options(s), maximum_concurrent_rpcs=None)
-        server.add_generic_rpc_handlers(self._handlers())
         pair = [(self.key_path.read_bytes(), self.cert_path.read_bytes())]
         mtls = grpc.ssl_server_credentials(pair, root_certificates=self.ca.cert_pem, require_client_auth=True)
         tls = grpc.ssl_server_credentials(pair)
-        self.link_port = server.add_secure_port(f"{s.gateway_host}:{s.gateway_port}", mtls)
-        self.enroll_port = server.add_secure_port(f"{s.gateway_host}:{s.gateway_enroll_port}", tls)
+        link = grpc.aio.server(options=server_options(s), maximum_concurrent_rpcs=None)
+        link.add_generic_rpc_handlers([self._link_handler()])
+        enroll = grpc.aio.server(options=server_options(s), maximum_concurrent_rpcs=256)
+        enroll.add_generic_rpc_handlers([self._enroll_handler()])
+        self.link_port = link.add_secure_port(f"{s.gateway_host}:{s.gateway_port}", mtls)
+        self.enroll_port = enroll.add_secure_port(f"{s.gateway_host}:{s.gateway_enroll_port}", tls)
         if not self.link_port or not self.enroll_port:
             raise RuntimeError(f"could not bind the gateway ports {s.gateway_port} / {s.gateway_enroll_port}")
-        await server.start()
-        self._server = server
+        await link.start()
+        await enroll.start()
+        self._servers = [link, enroll]
         self._loops = [
             asyncio.create_task(self._every(s.command_poll_interval_ms / 1000, self._deliver_pending), name="commands"),
             asyncio.create_task(
@@ -124,11 +130,11 @@ class GatewayServer:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._server is not None:
+        if self._servers:
             for stream in self.registry.streams():
                 stream.close(grpc.StatusCode.UNAVAILABLE, "gateway shutting down")
-            await self._server.stop(grace=5)
-            self._server = None
+            await asyncio.gather(*(server.stop(grace=5) for server in self._servers))
+            self._servers = []
         await self._flush_heartbeats()
         self.db.close()
 

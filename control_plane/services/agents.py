@@ -65,6 +65,26 @@ def authorize_peer(session: Session, identity: AgentIdentity, serial: str) -> Ag
     return agent
 
 
+def revoke_superseded(session: Session, *, agent_id: str, serial: str) -> int:
+    """Once an agent opens a stream with a renewed certificate, its older ones are revoked.
+
+    Not at renewal time: until the agent has stored and used the new certificate, the old one
+    is its only way back in.
+    """
+    current = session.get(AgentCertificate, serial)
+    if current is None:
+        return 0
+    result = session.execute(
+        update(AgentCertificate)
+        .where(col(AgentCertificate.agent_id) == agent_id)
+        .where(col(AgentCertificate.serial) != serial)
+        .where(col(AgentCertificate.created_at) < current.created_at)
+        .where(col(AgentCertificate.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def get_agent(session: Session, *, tenant_id: str, agent_id: str) -> Agent:
     agent = session.get(Agent, agent_id)
     if agent is None or agent.tenant_id != tenant_id:

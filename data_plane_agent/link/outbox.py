@@ -107,16 +107,34 @@ class Outbox:
             return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def ensure_sequence_above(self, seq: int) -> None:
-        """Continue numbering above what the control plane has applied (after a state reset)."""
+        """Continue numbering above what the control plane has applied (after a state reset).
+
+        Unsent events already numbered at or below `seq` would be taken for duplicates and
+        dropped, so they are renumbered above it, in their original order.
+        """
         with self._lock:
-            row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
-            current = int(row[0]) if row else 0
-            if current >= seq:
-                return
-            if row:
-                self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", (seq,))
-            else:
-                self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (seq,))
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+                current = int(row[0]) if row else 0
+                if current < seq:
+                    if row:
+                        self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", (seq,))
+                    else:
+                        self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (seq,))
+                stale = self._conn.execute(
+                    "SELECT seq, type, payload_json, occurred_at_ms FROM outbox WHERE seq <= ? ORDER BY seq", (seq,)
+                ).fetchall()
+                for old_seq, type_, payload, occurred in stale:
+                    self._conn.execute("DELETE FROM outbox WHERE seq = ?", (old_seq,))
+                    self._conn.execute(
+                        "INSERT INTO outbox (type, payload_json, occurred_at_ms) VALUES (?, ?, ?)",
+                        (type_, payload, occurred),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     # ---- commands ----------------------------------------------------------------------
 

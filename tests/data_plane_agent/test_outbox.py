@@ -44,3 +44,15 @@ def test_a_command_id_is_begun_only_once(tmp_path: Path) -> None:
 def test_empty_event_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="type"):
         Outbox(tmp_path / "state.db").append("", {})
+
+
+def test_unsent_events_numbered_below_the_applied_seq_are_renumbered_not_lost(tmp_path: Path) -> None:
+    """State reset: the control plane has applied up to 10, the fresh outbox numbered from 1."""
+    outbox = Outbox(tmp_path / "state.db")
+    for i in range(3):
+        outbox.append("t", {"i": i})
+    outbox.ensure_sequence_above(10)
+    pending = outbox.unacked()
+    assert [e.seq for e in pending] == [11, 12, 13]
+    assert [json.loads(e.payload_json)["i"] for e in pending] == [0, 1, 2]
+    assert outbox.append("t", {"i": 3}) == 14

@@ -69,4 +69,7 @@ def test_agent_renews_before_expiry_and_stays_connected(short_lived: ControlPlan
     with session_scope(cp.database_url) as session:
         certs = session.exec(select(AgentCertificate).where(col(AgentCertificate.agent_id) == agent_id)).all()
         assert len(certs) >= 2
+        # Once the agent connected with the new certificate, the superseded one was revoked.
+        old = session.get(AgentCertificate, format(first.serial_number, "x"))
+        assert old is not None and old.revoked_at is not None
     assert agent.proc is not None and agent.proc.alive
