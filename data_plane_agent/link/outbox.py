@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS acked (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -71,7 +75,12 @@ class Outbox:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # an appended event survives power loss
         self._conn.execute("PRAGMA busy_timeout=30000")
+        existed = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone() is not None
         self._conn.executescript(SCHEMA)
+        # A brand-new state file has sent nothing yet: its first welcome may renumber it.
+        self._conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('sequence_synced', ?)", ("1" if existed else "0",)
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -109,8 +118,10 @@ class Outbox:
     def ensure_sequence_above(self, seq: int) -> None:
         """Continue numbering above what the control plane has applied (after a state reset).
 
-        Unsent events already numbered at or below `seq` would be taken for duplicates and
-        dropped, so they are renumbered above it, in their original order.
+        In a state file that has never been synchronised (new, e.g. after the old one was lost),
+        nothing has been sent yet, so unsent events numbered at or below `seq` are renumbered
+        above it instead of being taken for duplicates. After that, an unacked event at or
+        below `seq` really was applied (its ack was lost) and keeps its number.
         """
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -122,15 +133,19 @@ class Outbox:
                         self._conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'", (seq,))
                     else:
                         self._conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (seq,))
-                stale = self._conn.execute(
-                    "SELECT seq, type, payload_json, occurred_at_ms FROM outbox WHERE seq <= ? ORDER BY seq", (seq,)
-                ).fetchall()
-                for old_seq, type_, payload, occurred in stale:
-                    self._conn.execute("DELETE FROM outbox WHERE seq = ?", (old_seq,))
-                    self._conn.execute(
-                        "INSERT INTO outbox (type, payload_json, occurred_at_ms) VALUES (?, ?, ?)",
-                        (type_, payload, occurred),
-                    )
+                synced = self._conn.execute("SELECT value FROM meta WHERE key = 'sequence_synced'").fetchone()
+                if synced is not None and synced[0] == "0":
+                    stale = self._conn.execute(
+                        "SELECT seq, type, payload_json, occurred_at_ms FROM outbox WHERE seq <= ? ORDER BY seq",
+                        (seq,),
+                    ).fetchall()
+                    for old_seq, type_, payload, occurred in stale:
+                        self._conn.execute("DELETE FROM outbox WHERE seq = ?", (old_seq,))
+                        self._conn.execute(
+                            "INSERT INTO outbox (type, payload_json, occurred_at_ms) VALUES (?, ?, ?)",
+                            (type_, payload, occurred),
+                        )
+                    self._conn.execute("UPDATE meta SET value = '1' WHERE key = 'sequence_synced'")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -151,12 +151,15 @@ class DevStack:
                 "--data-plane-port",
                 str(ports["data_plane"]),
             ]
+            join_token = ""
             if not (self.agent_home / "identity.json").exists():
                 progress("creating a join token for the local agent")
                 token = self._check(client.post("/join-tokens", json={"name": "local-agent", "ttl_seconds": 900}))
-                agent_args += ["--join-token", token["token"]]
+                join_token = token["token"]
             progress(f"starting the agent (data plane on 127.0.0.1:{ports['data_plane']})")
             agent_env = {k: v for k, v in env.items() if not k.startswith("MALLARD_")} | {"PYTHONUNBUFFERED": "1"}
+            if join_token:  # through the environment: a command line is visible to every local user
+                agent_env["MALLARD_AGENT_JOIN_TOKEN"] = join_token
             started.append(
                 processes.spawn("agent", agent_args, env=agent_env, log_dir=self.logs, marker="data_plane_agent")
             )

@@ -56,3 +56,15 @@ def test_unsent_events_numbered_below_the_applied_seq_are_renumbered_not_lost(tm
     assert [e.seq for e in pending] == [11, 12, 13]
     assert [json.loads(e.payload_json)["i"] for e in pending] == [0, 1, 2]
     assert outbox.append("t", {"i": 3}) == 14
+
+
+def test_after_the_first_sync_unacked_events_keep_their_numbers(tmp_path: Path) -> None:
+    """An event at or below the applied seq was applied and its ack lost: renumbering it would
+    apply it twice."""
+    outbox = Outbox(tmp_path / "state.db")
+    outbox.ensure_sequence_above(0)  # the first welcome of a fresh state file
+    seqs = [outbox.append("t", {"i": i}) for i in range(3)]
+    outbox.ensure_sequence_above(2)  # the control plane applied 1 and 2; their acks were lost
+    assert [e.seq for e in outbox.unacked()] == seqs
+    outbox.close()
+    assert [e.seq for e in Outbox(tmp_path / "state.db").unacked()] == seqs  # also after a restart

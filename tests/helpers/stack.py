@@ -191,13 +191,12 @@ class AgentProcess:
             "--data-plane-port",
             str(self.data_plane_port),
         ]
-        if self.join_token:
-            argv += ["--join-token", self.join_token]
+        env_token = {"MALLARD_AGENT_JOIN_TOKEN": self.join_token} if self.join_token else {}
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = Proc(
             "agent",
             argv,
-            _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1", **self.extra_env}),
+            _env({"MALLARD_AGENT_BACKOFF_MAX_SECONDS": "1", **env_token, **self.extra_env}),
             self.home.parent / f"{self.home.name}.log",
         ).start()
         return self.proc
