@@ -70,7 +70,8 @@ def stack(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> It
                 built.s3_bucket, built.s3_endpoint = bucket, server.endpoint_url
                 yield built
     else:
-        yield from _stack(sqlite_url, tmp_path, {})
+        # 2 MiB contexts at most, so the oversized-context test needs no huge upload.
+        yield from _stack(sqlite_url, tmp_path, {"MALLARD_AGENT_MAX_CONTEXT_BYTES": str(2 * 1024 * 1024)})
 
 
 def _stack(sqlite_url: str, tmp_path: Path, agent_env: dict[str, str]) -> Iterator[Stack]:
@@ -306,3 +307,35 @@ def _assert_other_tenant_cannot_reach(stack: Stack, build_id: str, digest: str) 
     for path in (f"/v1/builds/{build_id}", f"/v1/builds/{build_id}/logs", f"/v1/artifacts/{digest}"):
         response = httpx.get(base + path, headers=headers, timeout=10)
         assert response.status_code == 403, (path, response.text)
+
+
+@pytest.mark.parametrize("stack", ["local-store"], indirect=True)
+def test_bad_contexts_fail_clearly(stack: Stack, tmp_path: Path) -> None:
+    """A build whose context never reached the data plane fails at fetch_context, naming it; a
+    context over the agent's limit is refused at upload with a clear error and no build."""
+    project = tmp_path / "churn"
+    stack.mallard("models", "init", str(project), "--name", "churn")
+    stack.mallard("projects", "create", "retention")
+    stack.mallard("models", "create", "churn", "--project", "retention")
+    with stack.cp.client() as api:
+        agent_id = api.get("/agents").json()[0]["id"]
+        missing = "sha256:" + "0" * 64
+        build = api.post("/models/churn/builds", json={"agent_id": agent_id, "context_digest": missing})
+        assert build.status_code == 201, build.text
+        build_id = build.json()["id"]
+
+        def final() -> dict[str, Any] | None:
+            row: dict[str, Any] = api.get(f"/builds/{build_id}").json()
+            return row if row["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+
+        failed = wait_for(final, timeout=60, what="the build with a missing context to finish")
+        assert isinstance(failed, dict)
+        assert failed["status"] == "FAILED" and failed["failed_phase"] == "fetch_context", failed
+        assert "0" * 12 in (failed["error_summary"] or ""), failed
+
+    (project / "main" / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # incompressible
+    big = stack.mallard("models", "build", str(project), "--model", "churn", check=False)
+    assert big.returncode == 1
+    assert "too large" in big.stderr or "larger than" in big.stderr, big.stderr
+    with stack.cp.client() as api:
+        assert [b["id"] for b in api.get("/builds").json()] == [build_id]  # no build for the refused upload
