@@ -83,3 +83,13 @@ def test_audit_log_refuses_update_and_delete(world: World, database_url: str, st
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'someone-else'")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+
+
+def test_audit_log_refuses_truncate_on_postgresql(world: World, database_url: str) -> None:
+    engine = get_engine(database_url)
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has no TRUNCATE statement; DELETE is refused above")
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("TRUNCATE audit_log"))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
