@@ -93,7 +93,6 @@ class ControlPlane:
                 "MALLARD_GATEWAY_PORT": str(self.gateway_port),
                 "MALLARD_GATEWAY_ENROLL_PORT": str(self.enroll_port),
                 "MALLARD_HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
-                "MALLARD_REVOCATION_CHECK_INTERVAL_MS": "200",
                 **self.extra_env,
             }
         )
