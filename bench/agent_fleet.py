@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
@@ -29,6 +28,9 @@ from bench.fleet.measure import Plan, measure_gateway, measure_peer
 from bench.fleet.processes import Children, raise_fd_limit
 from bench.fleet.provision import provision_fleet, write_fleet_file
 from bench.fleet.report import goal, ratios, render
+from bench.runlog import loadavg as _loadavg
+from bench.runlog import log as _log
+from bench.runlog import stop_on_sigterm as _stop_on_sigterm
 
 DEFAULT_SIZES = "100,500,1000,2000"
 QUICK_SIZES = "50,200"
@@ -74,18 +76,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.command_rate <= 0 or args.commands < 1 or args.burst < 1:
         parser.error("--commands, --command-rate and --burst must be positive")
     return args
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _loadavg() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, Any]:

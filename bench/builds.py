@@ -22,10 +22,8 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
@@ -43,6 +41,9 @@ from bench.build_timing.runs import (
 )
 from bench.build_timing.stack import Agent, Stack
 from bench.fleet.processes import Children, child_env
+from bench.runlog import loadavg as _loadavg
+from bench.runlog import log as _log
+from bench.runlog import stop_on_sigterm as _stop_on_sigterm
 
 MODEL = "bench-model"
 COLD = (
@@ -65,18 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         parser.error("--repeats must be 1 or more")
     return args
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _loadavg() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _build(stack: Stack, agent: Agent, project: Path, logs: Path, **kwargs: Any) -> BuildTiming:

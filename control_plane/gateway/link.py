@@ -300,17 +300,13 @@ class AgentLinkService:
             raise StreamError(exc.grpc_code, f"certificate renewal refused: {exc.message}") from exc
         stream.send(pb.ControlMessage(renewed=response))
 
-    async def deliver_open_commands(self, streams: list[AgentStream], *, pending_only: bool = False) -> int:
+    async def deliver_open_commands(self, streams: list[AgentStream]) -> int:
         """Send each stream the commands it has not acked (all of them after a reconnect)."""
         by_agent = {s.agent_id: s for s in streams if not s.closed}
         if not by_agent:
             return 0
         commands = await self.db.run(lambda s: open_commands(s, list(by_agent)), retries=3)
-        to_send = [
-            c
-            for c in commands
-            if c.id not in by_agent[c.agent_id].sent_commands and (not pending_only or c.state == "pending")
-        ]
+        to_send = [c for c in commands if c.id not in by_agent[c.agent_id].sent_commands]
         if not to_send:
             return 0
         ids = [c.id for c in to_send]

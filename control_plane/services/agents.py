@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from control_plane.models import Agent, AgentCertificate, AgentEvent, utcnow
@@ -230,11 +228,3 @@ def apply_event(
         if isinstance(payload, dict):
             apply_build_event(session, agent=agent, type_=type_, payload=payload)
     return True
-
-
-def is_duplicate_event_error(exc: Exception) -> bool:
-    return isinstance(exc, IntegrityError)
-
-
-def connected_ids(session: Session, ids: Iterable[str]) -> list[str]:
-    return list(session.exec(select(Agent.id).where(col(Agent.id).in_(list(ids)))))

@@ -139,7 +139,7 @@ class LinkClient:
                 asyncio.create_task(self._heartbeats(send_queue), name="heartbeats"),
                 asyncio.create_task(self._pump_outbox(send_queue, acked), name="outbox"),
                 asyncio.create_task(self._renewal(send_queue), name="renewal"),
-                asyncio.create_task(self._reader(call, send_queue, acked), name="reader"),
+                asyncio.create_task(self._reader(call, acked), name="reader"),
                 asyncio.create_task(self._stopping.wait(), name="stop"),
             ]
             try:
@@ -220,9 +220,7 @@ class LinkClient:
                 for w in waiters:
                     w.cancel()
 
-    async def _reader(
-        self, call: grpc.aio.StreamStreamCall, send_queue: asyncio.Queue[pb.AgentMessage | None], acked: asyncio.Event
-    ) -> None:
+    async def _reader(self, call: grpc.aio.StreamStreamCall, acked: asyncio.Event) -> None:
         while True:
             message = await call.read()
             if message is grpc.aio.EOF:
