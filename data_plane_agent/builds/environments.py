@@ -31,7 +31,7 @@ from data_plane_agent.builds.steps import CancelToken, StepFailed, run_step
 
 # What a build environment needs besides the project's requirements: the SDK's own dependencies
 # (pyproject's `sdk` extra; this list is the fallback) and pytest for the project's tests.
-SDK_REQUIREMENTS = ("pyyaml>=6", "pandas>=2", "numpy>=1.26")
+SDK_REQUIREMENTS = ("pyyaml>=6", "pandas>=2", "numpy>=1.26", "pyarrow>=17")
 TEST_REQUIREMENTS = ("pytest",)
 # The SDK wheel holds only the packages a model needs at build and run time; the control plane
 # and the agent stay out, so editing them does not invalidate every cached environment.
