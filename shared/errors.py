@@ -76,3 +76,20 @@ class Unavailable(MallardError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
     code = "unavailable"
     non_retryable = False
+
+
+class PredictionTimeout(MallardError):
+    """A prediction did not finish within its deadline (the request's timeout or the deployment's)."""
+
+    http_status = 504
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "prediction_timeout"
+    non_retryable = False
+
+
+class ModelFailed(MallardError):
+    """The model's own `predict()` raised (or its server answered with an error) for this input."""
+
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+    code = "model_failed"
