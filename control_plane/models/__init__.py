@@ -4,6 +4,7 @@ from control_plane.models.agents import Agent, AgentCertificate, AgentCommand, A
 from control_plane.models.audit import AuditLog
 from control_plane.models.builds import Build, BuildTag, RegisteredModel
 from control_plane.models.common import new_id, utcnow
+from control_plane.models.features import FeatureMaterialization, FeatureSetDefinition
 from control_plane.models.projects import Project
 from control_plane.models.tenants import ApiKey, Membership, Role, Tenant, User
 
@@ -16,6 +17,8 @@ __all__ = [
     "AuditLog",
     "Build",
     "BuildTag",
+    "FeatureMaterialization",
+    "FeatureSetDefinition",
     "JoinToken",
     "Membership",
     "Project",
