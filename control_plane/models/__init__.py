@@ -4,6 +4,7 @@ from control_plane.models.agents import Agent, AgentCertificate, AgentCommand, A
 from control_plane.models.audit import AuditLog
 from control_plane.models.builds import Build, BuildTag, RegisteredModel
 from control_plane.models.common import new_id, utcnow
+from control_plane.models.deployments import Deployment, DeploymentRevision, ServingMetric
 from control_plane.models.features import FeatureMaterialization, FeatureSetDefinition
 from control_plane.models.projects import Project
 from control_plane.models.tenants import ApiKey, Membership, Role, Tenant, User
@@ -17,6 +18,8 @@ __all__ = [
     "AuditLog",
     "Build",
     "BuildTag",
+    "Deployment",
+    "DeploymentRevision",
     "FeatureMaterialization",
     "FeatureSetDefinition",
     "JoinToken",
@@ -24,6 +27,7 @@ __all__ = [
     "Project",
     "RegisteredModel",
     "Role",
+    "ServingMetric",
     "Tenant",
     "User",
     "new_id",
