@@ -17,14 +17,50 @@ from shared import __version__
 
 if TYPE_CHECKING:
     from mallard.client import ApiError, ControlPlaneClient
+    from mallard.features import (
+        Aggregation,
+        CsvSource,
+        Entity,
+        Feature,
+        FeatureDefinitionError,
+        FeatureSet,
+        ParquetSource,
+        RedisStreamSource,
+        SqlSource,
+        StreamFeatureSet,
+    )
+
+# Feature definitions load on first use (`from mallard import FeatureSet`), keeping `import mallard` light.
+_FEATURE_NAMES = (
+    "Aggregation",
+    "CsvSource",
+    "Entity",
+    "Feature",
+    "FeatureDefinitionError",
+    "FeatureSet",
+    "ParquetSource",
+    "RedisStreamSource",
+    "SqlSource",
+    "StreamFeatureSet",
+)
 
 __all__ = [
+    "Aggregation",
     "ApiError",
     "ControlPlaneClient",
+    "CsvSource",
+    "Entity",
+    "Feature",
+    "FeatureDefinitionError",
+    "FeatureSet",
     "Field",
     "Model",
     "ModelSchema",
+    "ParquetSource",
+    "RedisStreamSource",
     "SchemaError",
+    "SqlSource",
+    "StreamFeatureSet",
     "__version__",
     "log_metric",
     "log_param",
@@ -36,4 +72,8 @@ def __getattr__(name: str) -> Any:
         from mallard import client
 
         return getattr(client, name)
+    if name in _FEATURE_NAMES:
+        from mallard import features
+
+        return getattr(features, name)
     raise AttributeError(f"module 'mallard' has no attribute {name!r}")
