@@ -19,6 +19,7 @@ TAGS = [
     {"name": "users", "description": "Members of the caller's tenant and their roles."},
     {"name": "api-keys", "description": "API keys; the plaintext is returned once, at creation."},
     {"name": "projects", "description": "Projects group models, feature sets and automations."},
+    {"name": "deployments", "description": "Deployments of builds (realtime, batch, streaming) and serving metrics."},
     {"name": "join-tokens", "description": "One-time tokens that enroll data-plane agents."},
     {"name": "agents", "description": "Enrolled data-plane agents."},
     {"name": "commands", "description": "Durable commands delivered to agents over their link."},

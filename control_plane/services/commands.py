@@ -23,6 +23,22 @@ COMMAND_TYPES: dict[str, set[str]] = {
 INTERNAL_COMMAND_TYPES: dict[str, set[str]] = {
     "build.run": {"build_id", "tenant_id", "model", "context_digest", "builder", "params", "tags"},
     "build.cancel": {"build_id"},
+    "deployment.apply": {
+        "deployment_id",
+        "name",
+        "model",
+        "model_id",
+        "project_id",
+        "kind",
+        "runtime",
+        "revision",
+        "logging",
+        "timeout_ms",
+        "variations",
+        "batch",
+        "streaming",
+    },
+    "deployment.delete": {"deployment_id"},
 }
 OPEN_STATES = ("pending", "delivered")
 FINAL_STATES = ("succeeded", "failed", "expired")
@@ -147,6 +163,10 @@ def record_ack(session: Session, *, agent_id: str, command_id: str, ok: bool, re
 
             build_id = json.loads(command.spec_json or "{}").get("build_id", "")
             fail_refused_build(session, agent_id=agent_id, build_id=str(build_id), error=error)
+        elif command is not None and command.type == "deployment.apply":
+            from control_plane.services.deployments import fail_refused_apply
+
+            fail_refused_apply(session, agent_id=agent_id, spec=json.loads(command.spec_json or "{}"), error=error)
     return recorded
 
 

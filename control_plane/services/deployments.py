@@ -1,0 +1,429 @@
+"""Deployments: the desired state of a served model, sent whole to its agent on every change.
+
+A model has at most one active deployment per kind (realtime, batch, streaming). Deploying a
+build as a variation adds or replaces that variation and bumps the revision; the agent
+reconciles to the newest revision it has seen and reports back with `deployment.status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from control_plane.models import Agent, Build, Deployment, DeploymentRevision, RegisteredModel, utcnow
+from control_plane.models.common import iso
+from control_plane.services import audit
+from control_plane.services.builds import get_model
+from control_plane.services.commands import create_command
+from shared import serving as contract
+from shared.errors import Conflict, InvalidInput, NotFound
+
+log = logging.getLogger("mallard.deployments")
+
+DEFAULT_TIMEOUT_MS = 10_000
+MAX_TIMEOUT_MS = 600_000
+DEFAULT_BATCH_ROWS = 10_000
+
+
+def validate_request(
+    *,
+    kind: str,
+    variation: str,
+    weight: int,
+    replicas: int,
+    runtime: str | None,
+    timeout_ms: int | None,
+    batch: dict[str, Any] | None,
+    streaming: dict[str, Any] | None,
+) -> None:
+    """Check a deploy request's values before touching the database (InvalidInput naming the field)."""
+    if kind not in {k.value for k in contract.DeploymentKind}:
+        raise InvalidInput(f"kind must be one of {', '.join(contract.DeploymentKind)}, got {kind!r}", field="kind")
+    if not contract.VARIATION_NAME.match(variation):
+        raise InvalidInput(
+            f"variation {variation!r} is not valid; use lowercase letters, digits and '-' (up to 63)",
+            field="variation",
+        )
+    if not 0 <= weight <= 100:
+        raise InvalidInput(f"weight must be between 0 and 100, got {weight}", field="weight")
+    if not 1 <= replicas <= contract.MAX_REPLICAS:
+        raise InvalidInput(f"replicas must be between 1 and {contract.MAX_REPLICAS}, got {replicas}", field="replicas")
+    if runtime is not None and runtime not in {r.value for r in contract.Runtime}:
+        raise InvalidInput(f"runtime must be one of {', '.join(contract.Runtime)}, got {runtime!r}", field="runtime")
+    if timeout_ms is not None and not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
+        raise InvalidInput(f"timeout_ms must be between 1 and {MAX_TIMEOUT_MS}", field="timeout_ms")
+    if kind == contract.DeploymentKind.BATCH:
+        _check_batch(batch)
+    elif batch is not None:
+        raise InvalidInput("batch settings are only for kind batch", field="batch")
+    if kind == contract.DeploymentKind.STREAMING:
+        _check_streaming(streaming)
+    elif streaming is not None:
+        raise InvalidInput("streaming settings are only for kind streaming", field="streaming")
+
+
+def _check_batch(batch: dict[str, Any] | None) -> None:
+    if batch is None:
+        raise InvalidInput("a batch deployment needs batch.input and batch.output", field="batch")
+    for key in ("input", "output"):
+        value = batch.get(key)
+        if not isinstance(value, str) or not value.strip() or len(value) > 1000:
+            raise InvalidInput(
+                f"batch.{key} must be a Parquet path, directory or s3://bucket/prefix (up to 1000 characters)",
+                field="batch",
+            )
+    rows = batch.get("batch_rows", DEFAULT_BATCH_ROWS)
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000:
+        raise InvalidInput("batch.batch_rows must be an integer between 1 and 10000000", field="batch")
+
+
+def _check_streaming(streaming: dict[str, Any] | None) -> None:
+    if streaming is None:
+        raise InvalidInput(
+            "a streaming deployment needs streaming.redis_url, input_stream, output_stream and group",
+            field="streaming",
+        )
+    url = streaming.get("redis_url")
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")) or len(url) > 500:
+        raise InvalidInput("streaming.redis_url must be a redis:// or rediss:// URL", field="streaming")
+    for key in ("input_stream", "output_stream", "group"):
+        value = streaming.get(key)
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise InvalidInput(f"streaming.{key} must be a name of 1-200 characters", field="streaming")
+
+
+def _active(session: Session, *, tenant_id: str, model_id: str, kind: str) -> Deployment | None:
+    final = [s.value for s in contract.DeploymentState if s.final]
+    return session.exec(
+        select(Deployment)
+        .where(col(Deployment.tenant_id) == tenant_id)
+        .where(col(Deployment.model_id) == model_id)
+        .where(col(Deployment.kind) == kind)
+        .where(col(Deployment.desired) == "running")
+        .where(col(Deployment.state).not_in(final))
+        .order_by(col(Deployment.created_at).desc())
+    ).first()
+
+
+def _deployable_build(session: Session, *, tenant_id: str, model: RegisteredModel, build_id: str) -> Build:
+    build = session.get(Build, build_id)
+    if build is None or build.tenant_id != tenant_id:
+        raise NotFound(f"build {build_id} not found", field="build")
+    if build.model_id != model.id:
+        raise InvalidInput(f"build {build_id} is a build of another model, not of {model.name!r}", field="build")
+    if build.status != "SUCCEEDED" or not build.artifact_digest:
+        raise Conflict(
+            f"build {build_id} is {build.status}; only a SUCCEEDED build with an artifact can be deployed",
+            field="build",
+        )
+    return build
+
+
+def deploy(
+    session: Session,
+    *,
+    tenant_id: str,
+    model: str,
+    kind: str,
+    build: str,
+    actor: str,
+    command_ttl_seconds: int,
+    variation: str = "default",
+    weight: int = 100,
+    shadow: bool = False,
+    replicas: int = 1,
+    runtime: str | None = None,
+    logging_enabled: bool | None = None,
+    timeout_ms: int | None = None,
+    batch: dict[str, Any] | None = None,
+    streaming: dict[str, Any] | None = None,
+) -> tuple[Deployment, bool]:
+    """Deploy `build` as `variation` of the model's active deployment of `kind` (created if none).
+
+    `runtime`, `logging_enabled` and `timeout_ms` apply to the whole deployment; None keeps the
+    current value. Returns (deployment, created).
+    """
+    validate_request(
+        kind=kind,
+        variation=variation,
+        weight=weight,
+        replicas=replicas,
+        runtime=runtime,
+        timeout_ms=timeout_ms,
+        batch=batch,
+        streaming=streaming,
+    )
+    model_row = get_model(session, tenant_id=tenant_id, model=model)
+    build_row = _deployable_build(session, tenant_id=tenant_id, model=model_row, build_id=build)
+    agent = session.get(Agent, build_row.agent_id)
+    if agent is None or agent.revoked_at is not None:
+        raise Conflict(f"the agent that holds build {build}'s artifact has been revoked", field="build")
+    deployment = _active(session, tenant_id=tenant_id, model_id=model_row.id, kind=kind)
+    created = deployment is None
+    if deployment is None:
+        name = model_row.name if kind == contract.DeploymentKind.REALTIME else f"{model_row.name}-{kind}"
+        deployment = Deployment(
+            tenant_id=tenant_id,
+            project_id=model_row.project_id,
+            model_id=model_row.id,
+            agent_id=agent.id,
+            name=name[:63],
+            kind=kind,
+            revision=0,
+            created_by=actor,
+        )
+    elif deployment.agent_id != agent.id:
+        raise Conflict(
+            f"build {build} was built by agent {agent.id}, but deployment {deployment.id} runs on agent "
+            f"{deployment.agent_id}; undeploy it first or deploy a build made there",
+            field="build",
+        )
+    runtime = runtime or deployment.runtime or contract.Runtime.LOCAL.value
+    if runtime == contract.Runtime.DOCKER and not build_row.image:
+        raise Conflict(
+            f"build {build} has no Docker image; rebuild with --builder docker or deploy with --runtime local",
+            field="runtime",
+        )
+    variations = [v for v in json.loads(deployment.variations_json or "[]") if v["name"] != variation]
+    variations.append(
+        {
+            "name": variation,
+            "build_id": build_row.id,
+            "artifact_digest": build_row.artifact_digest,
+            "image": build_row.image,
+            "weight": 0 if shadow else weight,
+            "shadow": shadow,
+            "replicas": replicas,
+        }
+    )
+    if len(variations) > contract.MAX_VARIATIONS:
+        raise Conflict(f"a deployment has at most {contract.MAX_VARIATIONS} variations", field="variation")
+    if not any(not v["shadow"] and v["weight"] > 0 for v in variations):
+        field = "shadow" if shadow else "weight"
+        raise InvalidInput("at least one variation must be live (not --shadow) with a weight above 0", field=field)
+    deployment.variations_json = json.dumps(sorted(variations, key=lambda v: v["name"]))
+    deployment.runtime = runtime
+    if logging_enabled is not None:
+        deployment.logging = logging_enabled
+    if timeout_ms is not None:
+        deployment.timeout_ms = timeout_ms
+    elif created:
+        deployment.timeout_ms = DEFAULT_TIMEOUT_MS
+    if batch is not None:
+        deployment.batch_json = json.dumps({"batch_rows": DEFAULT_BATCH_ROWS, **batch})
+    if streaming is not None:
+        deployment.streaming_json = json.dumps(streaming)
+    session.add(deployment)
+    session.flush()
+    _send(session, deployment, model_row, agent=agent, action="deploy", actor=actor, ttl=command_ttl_seconds)
+    return deployment, created
+
+
+def apply_spec(deployment: Deployment, model: RegisteredModel) -> contract.ApplySpec:
+    """The whole desired state, as the agent receives it in `deployment.apply`."""
+    return {
+        "deployment_id": deployment.id,
+        "name": deployment.name,
+        "model": model.name,
+        "model_id": model.id,
+        "project_id": deployment.project_id,
+        "kind": deployment.kind,
+        "runtime": deployment.runtime,
+        "revision": deployment.revision,
+        "logging": deployment.logging,
+        "timeout_ms": deployment.timeout_ms,
+        "variations": json.loads(deployment.variations_json or "[]"),
+        "batch": json.loads(deployment.batch_json) if deployment.batch_json else None,
+        "streaming": json.loads(deployment.streaming_json) if deployment.streaming_json else None,
+    }
+
+
+def _send(
+    session: Session,
+    deployment: Deployment,
+    model: RegisteredModel,
+    *,
+    agent: Agent,
+    action: str,
+    actor: str,
+    ttl: int,
+) -> None:
+    """Bump the revision and queue the command that carries it, with its history row and audit entry."""
+    deployment.revision += 1
+    deployment.updated_at = utcnow()
+    if deployment.desired == "stopped":
+        spec: dict[str, Any] = {"deployment_id": deployment.id}
+        type_ = contract.DELETE_COMMAND
+    else:
+        spec = dict(apply_spec(deployment, model))
+        problems = contract.check_apply_spec(spec)
+        if problems:  # a bug here, not the caller's: validate_request should have caught it
+            raise InvalidInput("; ".join(problems), field="spec")
+        type_ = contract.APPLY_COMMAND
+    command = create_command(session, agent=agent, type_=type_, spec=spec, actor=actor, ttl_seconds=ttl, internal=True)
+    session.add(deployment)
+    session.add(
+        DeploymentRevision(
+            deployment_id=deployment.id,
+            revision=deployment.revision,
+            tenant_id=deployment.tenant_id,
+            action=action,
+            spec_json=json.dumps(spec, sort_keys=True),
+            command_id=command.id,
+            created_by=actor,
+        )
+    )
+    audit.record(
+        session,
+        tenant_id=deployment.tenant_id,
+        actor=actor,
+        action=f"deployment.{action}",
+        target_type="deployment",
+        target_id=deployment.id,
+        details={"revision": deployment.revision, "model": model.name, "kind": deployment.kind},
+    )
+
+
+def undeploy(
+    session: Session,
+    *,
+    tenant_id: str,
+    deployment_id: str,
+    actor: str,
+    command_ttl_seconds: int,
+    variation: str | None = None,
+) -> Deployment:
+    """Remove one variation (the rest keep serving), or stop the whole deployment. Idempotent."""
+    deployment = get_deployment(session, tenant_id=tenant_id, deployment=deployment_id)
+    model = session.get(RegisteredModel, deployment.model_id)
+    agent = session.get(Agent, deployment.agent_id)
+    assert model is not None and agent is not None
+    if deployment.desired == "stopped":
+        return deployment
+    if variation is None:
+        deployment.desired = "stopped"
+        if agent.revoked_at is not None:  # nobody left to tell; it is stopped as far as we can know
+            deployment.state = contract.DeploymentState.STOPPED.value
+            deployment.stopped_at = utcnow()
+            session.add(deployment)
+            return deployment
+        _send(session, deployment, model, agent=agent, action="undeploy", actor=actor, ttl=command_ttl_seconds)
+        return deployment
+    variations = json.loads(deployment.variations_json or "[]")
+    remaining = [v for v in variations if v["name"] != variation]
+    if len(remaining) == len(variations):
+        known = ", ".join(v["name"] for v in variations)
+        raise NotFound(f"deployment {deployment.id} has no variation {variation!r} (it has {known})", field="variation")
+    if not any(not v["shadow"] and v["weight"] > 0 for v in remaining):
+        raise Conflict(
+            f"removing {variation!r} would leave no live variation; undeploy the whole deployment instead",
+            field="variation",
+        )
+    deployment.variations_json = json.dumps(remaining)
+    _send(session, deployment, model, agent=agent, action="undeploy-variation", actor=actor, ttl=command_ttl_seconds)
+    return deployment
+
+
+def get_deployment(session: Session, *, tenant_id: str, deployment: str) -> Deployment:
+    """By id, or by name (the newest deployment of that name)."""
+    row = session.get(Deployment, deployment)
+    if row is None or row.tenant_id != tenant_id:
+        row = session.exec(
+            select(Deployment)
+            .where(col(Deployment.tenant_id) == tenant_id)
+            .where(col(Deployment.name) == deployment)
+            .order_by(col(Deployment.created_at).desc())
+        ).first()
+    if row is None:
+        raise NotFound(f"deployment {deployment!r} not found", field="deployment_id")
+    return row
+
+
+def list_deployments(
+    session: Session,
+    *,
+    tenant_id: str,
+    model: str | None = None,
+    kind: str | None = None,
+    include_stopped: bool = False,
+) -> list[Deployment]:
+    query = select(Deployment).where(col(Deployment.tenant_id) == tenant_id)
+    if model:
+        query = query.where(col(Deployment.model_id) == get_model(session, tenant_id=tenant_id, model=model).id)
+    if kind:
+        if kind not in {k.value for k in contract.DeploymentKind}:
+            raise InvalidInput(f"kind must be one of {', '.join(contract.DeploymentKind)}", field="kind")
+        query = query.where(col(Deployment.kind) == kind)
+    if not include_stopped:
+        query = query.where(col(Deployment.state) != contract.DeploymentState.STOPPED.value)
+    return list(session.exec(query.order_by(col(Deployment.created_at).desc())))
+
+
+def revisions(session: Session, deployment: Deployment) -> list[DeploymentRevision]:
+    return list(
+        session.exec(
+            select(DeploymentRevision)
+            .where(col(DeploymentRevision.deployment_id) == deployment.id)
+            .order_by(col(DeploymentRevision.revision))
+        )
+    )
+
+
+def deployment_view(
+    deployment: Deployment, *, model_name: str | None = None, data_plane_url: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": deployment.id,
+        "name": deployment.name,
+        "model_id": deployment.model_id,
+        "model": model_name,
+        "project_id": deployment.project_id,
+        "agent_id": deployment.agent_id,
+        "data_plane_url": data_plane_url,
+        "kind": deployment.kind,
+        "runtime": deployment.runtime,
+        "logging": deployment.logging,
+        "timeout_ms": deployment.timeout_ms,
+        "revision": deployment.revision,
+        "variations": json.loads(deployment.variations_json or "[]"),
+        "batch": json.loads(deployment.batch_json) if deployment.batch_json else None,
+        "streaming": json.loads(deployment.streaming_json) if deployment.streaming_json else None,
+        "desired": deployment.desired,
+        "state": deployment.state,
+        "message": deployment.message,
+        "observed_revision": deployment.observed_revision,
+        "replicas": json.loads(deployment.replicas_json or "[]"),
+        "rows_done": deployment.rows_done,
+        "rows_total": deployment.rows_total,
+        "lag": deployment.lag,
+        "reported_at": iso(deployment.reported_at),
+        "created_by": deployment.created_by,
+        "created_at": iso(deployment.created_at),
+        "updated_at": iso(deployment.updated_at),
+        "stopped_at": iso(deployment.stopped_at),
+    }
+
+
+def revision_view(row: DeploymentRevision) -> dict[str, Any]:
+    return {
+        "revision": row.revision,
+        "action": row.action,
+        "spec": json.loads(row.spec_json or "{}"),
+        "command_id": row.command_id,
+        "created_by": row.created_by,
+        "created_at": iso(row.created_at),
+    }
+
+
+def fail_refused_apply(session: Session, *, agent_id: str, spec: dict[str, Any], error: str) -> None:
+    """The agent refused a `deployment.apply` (acked as failed): the deployment shows why."""
+    deployment = session.get(Deployment, str(spec.get("deployment_id", "")))
+    if deployment is None or deployment.agent_id != agent_id or spec.get("revision") != deployment.revision:
+        return  # an older revision's refusal says nothing about the current one
+    deployment.state = contract.DeploymentState.FAILED.value
+    deployment.message = f"the agent refused revision {deployment.revision}: {error or 'no reason given'}"[:600]
+    deployment.reported_at = utcnow()
+    session.add(deployment)
