@@ -12,6 +12,7 @@ import uvicorn
 from data_plane_agent.api.app import create_app
 from data_plane_agent.builds.wiring import build_manager_from_settings, store_from_settings
 from data_plane_agent.commands.handlers import attach_build_manager, enable_capability
+from data_plane_agent.lake.wiring import lake_from_settings
 from data_plane_agent.link.backoff import Backoff
 from data_plane_agent.link.client import LinkClient
 from data_plane_agent.link.enroll import EnrollmentError, enroll
@@ -80,8 +81,17 @@ class Agent:
             enable_capability("build.docker")  # before the link's hello advertises capabilities
         await asyncio.to_thread(builds.start)
         attach_build_manager(self.home.root, builds)
+        # The lake replays what a killed predecessor spooled before anything new is recorded.
+        lake, lake_query = await asyncio.to_thread(
+            lake_from_settings, self.settings, home=self.home.root, store=store, outbox=outbox, notify=notify
+        )
         app = create_app(
-            self.home, self.link.state, store=store, builds=builds, max_context_bytes=self.settings.max_context_bytes
+            self.home,
+            self.link.state,
+            store=store,
+            builds=builds,
+            max_context_bytes=self.settings.max_context_bytes,
+            lake_query=lake_query,
         )
         config = uvicorn.Config(
             app,
@@ -102,6 +112,8 @@ class Agent:
         attach_build_manager(self.home.root, None)
         # Running builds stop first (reported FAILED: the agent stopped); queued ones run after a restart.
         await asyncio.to_thread(builds.shutdown, self.settings.shutdown_grace_seconds / 2)
+        # After the serving engine has stopped: flush every logged prediction and the last aggregates.
+        await asyncio.to_thread(lake.close)
         self.link.stop()
         self._http.should_exit = True
         try:

@@ -43,6 +43,13 @@ class AgentSettings(BaseSettings):
     docker_base_image: str = "mallard-base:bookworm"
     sdk_wheel: Path | None = None  # the Mallard SDK wheel for build environments; default: built from source
 
+    # Inference lake (data_plane_agent/lake): spool in <home>/lake/spool, Parquet in the store.
+    lake_flush_interval_seconds: float = 30.0  # Parquet file cadence (queries also see unflushed rows)
+    lake_flush_rows: int = 20_000
+    lake_fsync_interval_seconds: float = 1.0  # the loss window on a power loss / kernel crash
+    lake_query_max_rows: int = 10_000
+    lake_query_timeout_seconds: float = 30.0
+
     @property
     def effective_enroll_address(self) -> str:
         if self.enroll_address:

@@ -67,6 +67,14 @@ class DataPlaneClient:
         result: dict[str, Any] = self._request("GET", "/v1/version").json()
         return result
 
+    def lake_query(self, sql: str, *, limit: int | None = None) -> dict[str, Any]:
+        """Run one SELECT over the inference lake (`predictions`); `columns`, `rows`, `truncated`."""
+        body: dict[str, Any] = {"sql": sql}
+        if limit is not None:
+            body["limit"] = limit
+        result: dict[str, Any] = self._request("POST", "/v1/lake/query", json=body).json()
+        return result
+
     def upload_context(
         self, path: Path, digest: str, *, progress: Callable[[int], None] | None = None
     ) -> dict[str, Any]:

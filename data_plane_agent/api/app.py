@@ -9,12 +9,18 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from data_plane_agent.api.inputs import InputLimits
 from data_plane_agent.api.routes_artifacts import artifacts_router
 from data_plane_agent.api.routes_builds import builds_router
 from data_plane_agent.api.routes_contexts import contexts_router
+from data_plane_agent.api.routes_lake import lake_router
+from data_plane_agent.api.routes_predict import predict_endpoint, serving_router
+from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds import BuildManager
+from data_plane_agent.lake import LakeQuery
 from data_plane_agent.link.client import LinkState
 from data_plane_agent.link.identity import AgentHome
+from data_plane_agent.serving import ServingEngine
 from data_plane_agent.storage import ObjectStore
 from shared import __version__
 from shared.errors import MallardError, Unauthenticated, Unavailable
@@ -28,6 +34,9 @@ def create_app(
     store: ObjectStore | None = None,
     builds: BuildManager | None = None,
     max_context_bytes: int = 200 * 1024 * 1024,
+    engine: ServingEngine | None = None,
+    predict_limits: InputLimits | None = None,
+    lake_query: LakeQuery | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json")
     identity = home.identity()
@@ -82,4 +91,11 @@ def create_app(
         app.include_router(artifacts_router(store=store, claims=claims))
     if builds is not None:
         app.include_router(builds_router(builds=builds, claims=claims))
+    if engine is not None:
+        verifier = TokenVerifier(home.jwt_public_key, tenant_id=identity.tenant_id)
+        predict = predict_endpoint(engine, verifier, predict_limits or InputLimits())
+        app.add_route("/v1/models/{model}/predict", predict, methods=["POST"])
+        app.include_router(serving_router(engine=engine, claims=claims))
+    if lake_query is not None:
+        app.include_router(lake_router(query=lake_query, claims=claims))
     return app

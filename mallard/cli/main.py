@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mallard.cli import agents, builds, dev, models, projects
+from mallard.cli import agents, builds, dev, lake, models, projects
 from shared import __version__
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(agents.app, name="agents")
 app.add_typer(models.app, name="models")
 app.add_typer(builds.app, name="builds")
+app.add_typer(lake.app, name="lake")
 
 
 @app.command()
