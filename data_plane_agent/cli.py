@@ -45,6 +45,9 @@ def run(
     tenant: str = typer.Option("", envvar="MALLARD_AGENT_TENANT_ID", help="Refuse join tokens of any other tenant."),
     data_plane_host: str = typer.Option("127.0.0.1", envvar="MALLARD_AGENT_DATA_PLANE_HOST"),
     data_plane_port: int = typer.Option(8710, envvar="MALLARD_AGENT_DATA_PLANE_PORT"),
+    data_plane_grpc_port: int = typer.Option(
+        8711, envvar="MALLARD_AGENT_DATA_PLANE_GRPC_PORT", help="gRPC prediction API port (0: off)."
+    ),
     log_level: str = typer.Option("INFO", envvar="MALLARD_AGENT_LOG_LEVEL"),
 ) -> None:
     """Enroll (first start only), connect, heartbeat, execute commands, serve the data-plane API."""
@@ -58,6 +61,7 @@ def run(
         tenant_id=tenant,
         data_plane_host=data_plane_host,
         data_plane_port=data_plane_port,
+        data_plane_grpc_port=data_plane_grpc_port,
     )
     try:
         asyncio.run(run_agent(settings))

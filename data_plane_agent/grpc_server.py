@@ -17,6 +17,7 @@ import grpc
 from grpc import aio
 
 from data_plane_agent.api.tokens import TokenVerifier
+from data_plane_agent.settings import AgentSettings
 from shared.errors import MallardError
 
 log = logging.getLogger("mallard.grpc")
@@ -128,3 +129,29 @@ async def grpc_server(
         yield server, bound
     finally:
         await server.stop(1.0)
+
+
+async def start_data_plane_grpc(
+    settings: AgentSettings, *, verifier: TokenVerifier, services: list[ServiceRegistration]
+) -> DataPlaneGrpcServer | None:
+    """The agent's gRPC API on `data_plane_host:data_plane_grpc_port` (None when the port is 0).
+
+    A port that cannot be bound is logged as an error and the agent carries on with REST only,
+    rather than refusing to serve at all.
+    """
+    if not settings.data_plane_grpc_port:
+        return None
+    server = DataPlaneGrpcServer(
+        verifier=verifier,
+        services=services,
+        host=settings.data_plane_host,
+        port=settings.data_plane_grpc_port,
+        max_message_bytes=settings.predict_max_bytes + 1024 * 1024,
+    )
+    try:
+        port = await server.start()
+    except OSError as exc:
+        log.error("%s; predictions are served over REST only", exc)
+        return None
+    log.info("data plane gRPC API on %s:%d", settings.data_plane_host, port)
+    return server

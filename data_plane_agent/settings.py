@@ -24,6 +24,9 @@ class AgentSettings(BaseSettings):
     data_plane_host: str = "127.0.0.1"
     data_plane_port: int = 8710
     data_plane_url: str = ""  # advertised URL; default http://host:port
+    data_plane_grpc_port: int = 8711  # gRPC prediction API on data_plane_host; 0 turns it off
+    predict_max_rows: int = 100_000  # per prediction request (REST and gRPC)
+    predict_max_bytes: int = 16 * 1024 * 1024
 
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
