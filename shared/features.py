@@ -9,7 +9,6 @@ values never travel: they stay in the data plane's offline and online stores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from enum import StrEnum
@@ -25,7 +24,7 @@ MATERIALIZE_COMMAND = "features.materialize"
 MATERIALIZATION_EVENT = "features.materialization"
 FRESHNESS_EVENT = "features.freshness"
 
-FEATURE_SET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+FEATURE_SET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")  # as the SDK checks
 FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_DEFINITION_BYTES = 256 * 1024
 MAX_DEFINITIONS_PER_APPLY = 100
@@ -55,12 +54,12 @@ class DefinitionSpec(TypedDict):
     name: str
     version: int
     kind: str  # DefinitionKind
-    fingerprint: str  # "sha256:<hex>" of the canonical definition JSON
+    fingerprint: str  # the SDK's `fingerprint` ("sha256:<hex>", description excluded)
     definition: dict[str, Any]  # the SDK's `to_dict()` form
 
 
 class ApplySpec(TypedDict):
-    """`features.apply` command spec: definitions to store (idempotent by fingerprint)."""
+    """`features.apply` command spec: every definition to hold (applying the same ones again is a no-op)."""
 
     tenant_id: str
     definitions: list[DefinitionSpec]
@@ -102,13 +101,8 @@ class FreshnessPayload(TypedDict, total=False):
 
 
 def canonical_json(definition: dict[str, Any]) -> str:
-    """The definition as one stable string (sorted keys, no spaces) for hashing and storage."""
+    """The definition as one stable string (sorted keys, no spaces) for storage and comparison."""
     return json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def fingerprint(definition: dict[str, Any]) -> str:
-    """`sha256:<hex>` of the canonical JSON: equal definitions have equal fingerprints."""
-    return "sha256:" + hashlib.sha256(canonical_json(definition).encode()).hexdigest()
 
 
 def summarize_error(text: str) -> str:

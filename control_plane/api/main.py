@@ -20,6 +20,7 @@ TAGS = [
     {"name": "api-keys", "description": "API keys; the plaintext is returned once, at creation."},
     {"name": "projects", "description": "Projects group models, feature sets and automations."},
     {"name": "deployments", "description": "Deployments of builds (realtime, batch, streaming) and serving metrics."},
+    {"name": "features", "description": "Feature-set definitions, materializations and freshness (no values)."},
     {"name": "join-tokens", "description": "One-time tokens that enroll data-plane agents."},
     {"name": "agents", "description": "Enrolled data-plane agents."},
     {"name": "commands", "description": "Durable commands delivered to agents over their link."},

@@ -227,6 +227,15 @@ def apply_event(
             payload = {}
         if isinstance(payload, dict):
             apply_build_event(session, agent=agent, type_=type_, payload=payload)
+    elif type_.startswith("features."):
+        from control_plane.services.feature_events import apply_feature_event
+
+        try:
+            payload = json.loads(payload_json or "{}")
+        except ValueError:
+            payload = {}
+        if isinstance(payload, dict):
+            apply_feature_event(session, agent=agent, type_=type_, payload=payload)
     elif type_ in ("deployment.status", "serving.metrics"):
         from control_plane.services.deployment_events import apply_serving_event
 

@@ -39,6 +39,8 @@ INTERNAL_COMMAND_TYPES: dict[str, set[str]] = {
         "streaming",
     },
     "deployment.delete": {"deployment_id"},
+    "features.apply": {"tenant_id", "definitions"},
+    "features.materialize": {"job_id", "tenant_id", "project", "name", "version", "start", "end"},
 }
 OPEN_STATES = ("pending", "delivered")
 FINAL_STATES = ("succeeded", "failed", "expired")
@@ -167,6 +169,11 @@ def record_ack(session: Session, *, agent_id: str, command_id: str, ok: bool, re
             from control_plane.services.deployments import fail_refused_apply
 
             fail_refused_apply(session, agent_id=agent_id, spec=json.loads(command.spec_json or "{}"), error=error)
+        elif command is not None and command.type == "features.materialize":
+            from control_plane.services.features import fail_refused_materialization
+
+            job_id = json.loads(command.spec_json or "{}").get("job_id", "")
+            fail_refused_materialization(session, agent_id=agent_id, job_id=str(job_id), error=error)
     return recorded
 
 

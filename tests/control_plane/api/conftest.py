@@ -20,6 +20,7 @@ from control_plane.db import get_engine, session_scope
 from control_plane.models import utcnow
 from control_plane.services import agents, commands, join_tokens
 from control_plane.settings import Settings
+from tests.helpers.feature_defs import batch_definition
 
 
 def auth(key: str) -> dict[str, str]:
@@ -49,6 +50,8 @@ class TenantWorld:
     model_id: str
     build_id: str
     other_build_id: str
+    feature_set_id: str
+    materialization_id: str
 
     def ids(self) -> set[str]:
         """Every identifier of this tenant's objects, for 'never shown to another tenant' checks."""
@@ -67,6 +70,8 @@ class TenantWorld:
             self.model_id,
             self.build_id,
             self.other_build_id,
+            self.feature_set_id,
+            self.materialization_id,
         }
 
 
@@ -149,6 +154,15 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
         )["id"]
         for i in (1, 2)
     ]
+    applied = ok(
+        client.post(
+            "/api/v1/feature-sets",
+            headers=admin,
+            json={"project": project["id"], "definitions": [batch_definition(f"{name}_stats")]},
+        )
+    )
+    feature_set_id = applied["feature_sets"][0]["id"]
+    materialization = ok(client.post(f"/api/v1/feature-sets/{feature_set_id}/materialize", headers=admin, json={}), 201)
     return TenantWorld(
         tenant_id=me["tenant"]["id"],
         tenant_name=name,
@@ -169,6 +183,8 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
         model_id=model["id"],
         build_id=build_ids[0],
         other_build_id=build_ids[1],
+        feature_set_id=feature_set_id,
+        materialization_id=materialization["id"],
     )
 
 

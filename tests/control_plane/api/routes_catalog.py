@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tests.control_plane.api.conftest import TenantWorld
+from tests.helpers.feature_defs import batch_definition
 
 PREFIX = "/api/v1"
 
@@ -43,6 +44,8 @@ PATH_PARAMS: dict[str, Callable[[TenantWorld], str]] = {
     "model_id_or_name": lambda w: w.model_id,
     "build_id": lambda w: w.build_id,
     "other_build_id": lambda w: w.other_build_id,
+    "feature_set": lambda w: w.feature_set_id,
+    "materialization_id": lambda w: w.materialization_id,
 }
 
 # A body each route accepts (by route name).
@@ -58,6 +61,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "create_command": {"type": "ping", "spec": {}},
     "create_model": {"name": "another-model", "project": "alpha-project"},
     "create_build": {"agent_id": "agt_0000000000000000", "context_digest": "sha256:" + "a" * 64, "builder": "local"},
+    "apply_feature_sets": {"project": "alpha-project", "definitions": [batch_definition("trips")]},
+    "materialize_feature_set": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
 }
 
 # Query parameters that keep a call fast (waiting routes must not wait in these tests).

@@ -20,9 +20,18 @@ LISTS = {
     "list_audit_entries",
     "list_models",
     "list_builds",
+    "list_feature_sets",
 }
 # Creations without a path parameter: they act in the caller's tenant, whatever the body says.
-CREATES = {"create_tenant", "add_user", "create_api_key", "create_project", "create_join_token", "create_model"}
+CREATES = {
+    "create_tenant",
+    "add_user",
+    "create_api_key",
+    "create_project",
+    "create_join_token",
+    "create_model",
+    "apply_feature_sets",
+}
 
 
 def _categorised(app: FastAPI) -> tuple[list[ApiRoute], list[ApiRoute]]:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.control_plane.api.conftest import World, auth, snapshot
 from tests.control_plane.api.routes_catalog import VALID_BODIES, ApiRoute, api_routes
+from tests.helpers.feature_defs import batch_definition
 
 # Values that pass the JSON schema but not the domain rules, per route: (body override, field named).
 DOMAIN_ERRORS: dict[str, list[tuple[dict[str, Any], str]]] = {
@@ -45,6 +46,18 @@ DOMAIN_ERRORS: dict[str, list[tuple[dict[str, Any], str]]] = {
         ({"context_digest": "md5:abc"}, "context_digest"),
         ({"tags": ["no spaces allowed"]}, "tags"),
         ({"params": {"": "x"}}, "params"),
+    ],
+    "apply_feature_sets": [
+        ({"definitions": []}, "definitions"),
+        ({"definitions": [{**batch_definition(), "name": "Not-Valid"}]}, "definitions"),
+        ({"definitions": [{**batch_definition(), "kind": "table"}]}, "definitions"),
+        ({"definitions": [{**batch_definition(), "version": 0}]}, "definitions"),
+        ({"definitions": [batch_definition("twice"), batch_definition("twice")]}, "definitions"),
+    ],
+    "materialize_feature_set": [
+        ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end"),
+        ({"start": None}, "start"),
+        ({"version": 0}, "version"),
     ],
 }
 
