@@ -67,6 +67,12 @@ class Entity:
         for key, type_name in self.keys.items():
             _check_name(key, what="key column", definition=self.name, field=f"entity.keys.{key}")
             canon[key] = canonical_type(type_name, definition=self.name, field=f"entity.keys.{key}")
+            if canon[key] not in ("int", "str"):
+                raise FeatureDefinitionError(
+                    f"key column {key!r} must be int or str, not {type_name}",
+                    definition=self.name,
+                    field=f"entity.keys.{key}",
+                )
         object.__setattr__(self, "keys", canon)
 
     def __hash__(self) -> int:

@@ -1,0 +1,215 @@
+"""Materialization: a feature set's source rows in a time range -> the offline store (partitions
+replaced whole) and the latest value per key -> the online store.
+
+Incremental by default (from the stored watermark to now); a backfill passes `start`/`end`. Runs
+over overlapping ranges never duplicate: every partition the range touches is rebuilt from the
+rows outside the range that it already held plus the source's rows inside it. Memory is bounded
+by DuckDB's cap (it spills to disk) and by the online write batch size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from data_plane_agent.features.duck import ident, open_duckdb, quote_list, ts_literal
+from data_plane_agent.features.offline import OfflineStore
+from data_plane_agent.features.online import OnlineStore, OnlineTable, entity_key_sql
+from data_plane_agent.features.registry import FeatureRegistry
+from mallard.features import FeatureDefinitionError, FeatureSet
+from mallard.features.validate import check_columns, feature_rows_sql, register_transformed
+from shared.errors import InvalidInput
+
+ProgressFn = Callable[[str, int, int | None], None]
+ONLINE_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class MaterializationResult:
+    """What one run did (metadata only: counts and times)."""
+
+    name: str
+    version: int
+    start: datetime | None
+    end: datetime
+    source_rows: int
+    online_rows: int
+    partitions: int
+    watermark: datetime | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "source_rows": self.source_rows,
+            "online_rows": self.online_rows,
+            "partitions": self.partitions,
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def online_table(tenant: str, project: str, fs: Any) -> OnlineTable:
+    """The online namespace of a feature set version."""
+    return OnlineTable(tenant, project, fs.name, fs.version, dict(fs.entity.keys), dict(fs.feature_types), fs.ttl)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _days(start: datetime | None, end: datetime, existing: set[str]) -> set[str]:
+    """Existing partition days that overlap [start, end)."""
+    out = set()
+    for day in existing:
+        begin = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        if (start is None or begin + timedelta(days=1) > start) and begin < end:
+            out.add(day)
+    return out
+
+
+class Materializer:
+    """Runs materializations for one tenant; see the module docstring."""
+
+    def __init__(
+        self,
+        offline: OfflineStore,
+        online: OnlineStore,
+        registry: FeatureRegistry,
+        work_dir: Path,
+        *,
+        memory_limit: str = "2GB",
+        threads: int | None = None,
+    ) -> None:
+        self.offline = offline
+        self.online = online
+        self.registry = registry
+        self.work_dir = work_dir
+        self.memory_limit = memory_limit
+        self.threads = threads
+
+    def run(
+        self,
+        project: str,
+        fs: FeatureSet,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        progress: ProgressFn | None = None,
+    ) -> MaterializationResult:
+        began = time.monotonic()
+        report = progress or (lambda phase, done, total: None)
+        state = self.registry.state(project, fs.name, fs.version)
+        incremental = start is None
+        start = _utc(start) if start is not None else state.watermark
+        end = _utc(end) or datetime.now(UTC)
+        if start is not None and start >= end:
+            raise InvalidInput(f"start ({start.isoformat()}) must be before end ({end.isoformat()})", field="start")
+        run_dir = self.work_dir / f"run-{uuid.uuid4().hex}"
+        staging = run_dir / "staging"
+        con = open_duckdb(run_dir / "spill", memory_limit=self.memory_limit, threads=self.threads)
+        try:
+            report("reading source", 0, None)
+            try:
+                check_columns(fs, register_transformed(con, fs))
+            except FeatureDefinitionError as exc:
+                raise InvalidInput(exc.message, field=exc.field) from exc
+            in_range = f"event_timestamp < {ts_literal(end)}"
+            if start is not None:
+                in_range = f"event_timestamp >= {ts_literal(start)} AND {in_range}"
+            existing = self.offline.partitions(project, fs.name, fs.version)
+            touched = _days(start, end, set(existing))
+            kept_files = [
+                p
+                for p in self.offline.local_files(project, fs.name, fs.version)
+                if any(f"/date={d}/" in p for d in touched)
+            ]
+            union = f"SELECT * FROM ({feature_rows_sql(fs)}) WHERE {in_range}"
+            kept_rows = 0
+            if kept_files:
+                kept_scan = f"read_parquet({quote_list(kept_files)}, hive_partitioning = false)"
+                kept = f"SELECT * FROM {kept_scan} WHERE NOT ({in_range})"
+                kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchone()[0])  # type: ignore[index]
+                union = f"{union} UNION ALL BY NAME {kept}"
+            copied = con.execute(
+                f"COPY (SELECT *, strftime(event_timestamp, '%Y-%m-%d') AS date FROM ({union})) "
+                f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}')"
+            ).fetchone()
+            source_rows = int(copied[0]) - kept_rows if copied else 0
+            report("reading source", source_rows, source_rows)
+            written = self._write_online(con, project, fs, staging, in_range, end, report) if fs.online else 0
+            new_days = {p.name[len("date=") :]: sorted(p.glob("*.parquet")) for p in staging.glob("date=*")}
+            all_days = sorted(set(new_days) | touched)
+            counts = self._counts(con, new_days)
+            for i, day in enumerate(all_days):
+                self.offline.replace_partition(project, fs.name, fs.version, day, list(new_days.get(day, [])))
+                report("writing offline store", i + 1, len(all_days))
+            watermark = state.watermark
+            if incremental or watermark is None or start is None or start <= watermark:
+                watermark = max(end, watermark) if watermark is not None else end
+            self.registry.record_run(
+                project, fs.name, fs.version, watermark=watermark, partitions={d: counts.get(d, 0) for d in all_days}
+            )
+        finally:
+            con.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return MaterializationResult(
+            fs.name, fs.version, start, end, source_rows, written, len(all_days), watermark, time.monotonic() - began
+        )
+
+    def _counts(self, con: Any, days: dict[str, list[Path]]) -> dict[str, int]:
+        files = [str(p) for paths in days.values() for p in paths]
+        if not files:
+            return {}
+        rows = con.execute(
+            f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({quote_list(files)}) GROUP BY file_name"
+        ).fetchall()
+        out: dict[str, int] = {}
+        for file_name, count in rows:
+            day = Path(file_name).parent.name[len("date=") :]
+            out[day] = out.get(day, 0) + int(count)
+        return out
+
+    def _write_online(
+        self, con: Any, project: str, fs: FeatureSet, staging: Path, in_range: str, end: datetime, report: ProgressFn
+    ) -> int:
+        files = [str(p) for p in staging.rglob("*.parquet")]
+        if not files:
+            return 0
+        table = online_table(self.offline.tenant, project, fs)
+        keys = ", ".join(ident(k) for k in fs.entity.keys)
+        order = "event_timestamp"
+        known = ""
+        if fs.created_timestamp:
+            order = "struct_pack(e := event_timestamp, c := created_timestamp)"
+            known = f" AND (created_timestamp IS NULL OR created_timestamp <= {ts_literal(end)})"
+        values = ", ".join(
+            f"epoch_us({ident(f.name)}) AS {ident(f.name)}" if f.type == "timestamp" else ident(f.name)
+            for f in fs.features
+        )
+        created = "epoch_us(created_timestamp)" if fs.created_timestamp else "NULL::BIGINT"
+        packed = f"entity_key := {entity_key_sql(fs.entity.keys)}, event_ts := epoch_us(event_timestamp), "
+        packed += f"created_ts := {created}, {values.replace(' AS ', ' := ')}"
+        latest = (
+            f"SELECT unnest(arg_max(struct_pack({packed}), {order})) "
+            f"FROM read_parquet({quote_list(files)}, hive_partitioning = false) WHERE {in_range}{known} GROUP BY {keys}"
+        )
+        reader = con.sql(latest).to_arrow_reader(ONLINE_BATCH)
+        written = 0
+        for batch in reader:
+            written += self.online.write_batch(table, pa.Table.from_batches([batch]))
+            report("writing online store", written, None)
+        return written
