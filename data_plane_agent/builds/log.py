@@ -16,7 +16,8 @@ logger = logging.getLogger("mallard.agent.builds")
 class BuildLog:
     """Thread-safe; writes are flushed to the file at once so followers see them."""
 
-    def __init__(self, path: Path, *, store: ObjectStore, build_id: str) -> None:
+    def __init__(self, path: Path, *, store: ObjectStore | None, build_id: str) -> None:
+        """`store=None` keeps the log a local file only (e.g. serving's environment preparation)."""
         self.path = path
         self.key = build_log_key(build_id)
         self._store = store
@@ -43,6 +44,8 @@ class BuildLog:
 
     def sync_to_store(self) -> None:
         """Copy the log to the store if it grew since the last copy."""
+        if self._store is None:
+            return
         with self._lock:
             if not self._closed:
                 self._handle.flush()

@@ -1,27 +1,45 @@
 """The serving engine: deployments of builds as replicas, and predictions routed to them.
 
-Public surface (the gateway, the lake and the jobs code against it):
-
 - `start()` restores the persisted desired state (`<home>/serving.db`) and starts replicas;
   serving never needs the control plane.
-- `apply(spec)` / `delete(id)` persist the desired state and reconcile in the background.
+- `apply(spec)` / `delete(id)` persist the desired state and reconcile in the background
+  (see `deployment.py`: rolling updates, draining), reporting `deployment.status` events.
 - `predict(model, table, request_id=...)` picks a live variation by weight, mirrors the request
   to shadow variations in the background, and calls `recorder` once per live and shadow answer.
+  Batch and streaming deployments run their job (`data_plane_agent.jobs.run_job`) against
+  their replicas (`job_runner.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from data_plane_agent.lake.records import PredictionRecord
+from data_plane_agent.link.outbox import Outbox
+from data_plane_agent.serving.calls import call_route
+from data_plane_agent.serving.deployment import Deployment, Route
+from data_plane_agent.serving.job_runner import JobRunner
+from data_plane_agent.serving.runtimes import ServingRuntime
+from data_plane_agent.serving.state import DesiredState
+from data_plane_agent.storage import ObjectStore
 from mallard.schema import ModelSchema
-from shared.errors import NotFound
-from shared.serving import ApplySpec
+from mallard.serving.wire import encode_table
+from shared.errors import InvalidInput, MallardError, NotFound, Unavailable
+from shared.serving import STATUS_EVENT, ApplySpec, DeploymentKind, DeploymentState, StatusPayload, check_apply_spec
+
+log = logging.getLogger("mallard.agent.serving")
+DEFAULT_TIMEOUT_SECONDS = 30.0
+_STATUS_OF = {"prediction_timeout": "TIMEOUT", "model_failed": "MODEL_ERROR", "unavailable": "UNAVAILABLE"}
 
 
 @dataclass(frozen=True)
@@ -36,41 +54,187 @@ class PredictionOutcome:
 
 
 class ServingEngine:
-    """Runs the deployments of one agent home. `recorder` receives every prediction (live and shadow)."""
+    """Runs the deployments of one agent home. `recorder` receives every prediction (live and shadow).
+
+    `runtimes` maps a runtime name ("local", "docker") to where replicas run (see `wiring.py`);
+    status events go to `outbox` (then `notify()` wakes the link).
+    """
 
     recorder: Callable[[PredictionRecord], None] | None
 
-    def __init__(self, *, home: Path) -> None:
+    def __init__(
+        self,
+        *,
+        home: Path,
+        runtimes: dict[str, ServingRuntime],
+        store: ObjectStore | None = None,
+        outbox: Outbox | None = None,
+        notify: Callable[[], None] | None = None,
+        default_timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+        replica_options: dict[str, float] | None = None,
+    ) -> None:
         self.home = home
+        self.runtimes = runtimes
+        self.store = store
+        self.outbox = outbox
+        self.notify = notify
+        self.default_timeout_s = default_timeout_s
+        self.replica_options = replica_options
         self.recorder = None
+        self._state: DesiredState | None = None
+        self._deployments: dict[str, Deployment] = {}
+        self._by_model: dict[str, Deployment] = {}  # realtime deployments, the predict path's index
+        self._reported: dict[str, str] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._jobs = JobRunner(self)
+        self._closing = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Restore persisted desired state (home/serving.db) and start its replicas."""
-        raise NotImplementedError
+        self._state = DesiredState(self.home / "serving.db")
+        for runtime in self.runtimes.values():
+            await runtime.cleanup()
+        for stored in self._state.all():
+            if stored.final_state is None:
+                self._launch(stored.spec)
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop taking requests, let in-flight ones finish (up to `grace_seconds`), stop replicas."""
-        raise NotImplementedError
+        if self._closing:
+            return
+        self._closing = True
+        await self._jobs.stop_all(grace_seconds / 2)
+        await asyncio.gather(*(d.stop(drain_seconds=grace_seconds / 2) for d in self._deployments.values()))
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._state is not None:
+            self._state.close()
+
+    # ---- desired state -----------------------------------------------------------------------
 
     async def apply(self, spec: ApplySpec) -> dict[str, Any]:
         """Persist the desired state and reconcile to it in the background (idempotent; older revisions ignored)."""
-        raise NotImplementedError
+        problems = check_apply_spec(dict(spec))
+        if problems:
+            raise InvalidInput("; ".join(problems), field=problems[0].split(" ", 1)[0])
+        if self._state is None or self._closing:
+            raise Unavailable("the serving engine is not running")
+        spec = _normalised(spec)
+        deployment_id, revision = spec["deployment_id"], spec["revision"]
+        stored = self._state.revision(deployment_id)
+        if stored is not None and stored > revision:
+            return {"deployment_id": deployment_id, "revision": stored, "applied": False, "reason": "older revision"}
+        current = self._deployments.get(deployment_id)
+        if stored == revision and current is not None:
+            return {"deployment_id": deployment_id, "revision": revision, "applied": True, "state": current.state}
+        self._state.put(spec, now_ms=_now_ms())
+        if current is not None and current.kind == spec["kind"] == DeploymentKind.REALTIME:
+            current.spec = spec
+            current.final_state = None
+            self._index()
+            current.wake.set()
+        else:
+            if current is not None:  # a job's spec changed: restart it from the new spec
+                await self._stop(current)
+            self._launch(spec)
+        return {"deployment_id": deployment_id, "revision": revision, "applied": True, "state": "PENDING"}
 
     async def delete(self, deployment_id: str) -> dict[str, Any]:
         """Stop a deployment (drain, then stop its replicas) and forget its desired state."""
-        raise NotImplementedError
+        if self._state is None:
+            raise Unavailable("the serving engine is not running")
+        self._state.delete(deployment_id)
+        deployment = self._deployments.get(deployment_id)
+        if deployment is None:
+            return {"deployment_id": deployment_id, "deleted": False}
+        await self._stop(deployment)
+        deployment.final_state = DeploymentState.STOPPED
+        deployment.message = ""
+        deployment.refresh_state()
+        return {"deployment_id": deployment_id, "deleted": True}
+
+    def _launch(self, spec: ApplySpec) -> None:
+        deployment = Deployment(spec, runtimes=self.runtimes, report=self._report, replica_options=self.replica_options)
+        self._deployments[deployment.id] = deployment
+        self._index()
+        deployment.task = asyncio.create_task(deployment.run(), name=f"deployment {deployment.id}")
+        deployment.wake.set()
+        if deployment.kind != DeploymentKind.REALTIME:
+            self._jobs.start(deployment)
+
+    async def _stop(self, deployment: Deployment) -> None:
+        self._deployments.pop(deployment.id, None)
+        self._index()
+        await self._jobs.stop(deployment, grace_seconds=10)
+        await deployment.stop()
+
+    def _index(self) -> None:
+        self._by_model = {d.model: d for d in self._deployments.values() if d.kind == DeploymentKind.REALTIME}
+
+    def _report(self, deployment: Deployment, extra: StatusPayload | None = None) -> None:
+        payload = deployment.status()
+        if extra:
+            payload.update(extra)
+        key = json.dumps(payload, sort_keys=True)
+        if self._reported.get(deployment.id) == key:
+            return
+        self._reported[deployment.id] = key
+        payload["at"] = datetime.now(UTC).isoformat()
+        if self.outbox is not None:
+            self.outbox.append(STATUS_EVENT, dict(payload))
+            if self.notify is not None:
+                self.notify()
+
+    # ---- views ------------------------------------------------------------------------------
 
     def schema(self, model: str) -> ModelSchema:
-        """The schema of the model a deployment serves; NotFound when none serves `model`."""
-        raise NotFound(f"no deployment serves model {model!r}", field="model")
+        """The schema of the model a realtime deployment serves; NotFound when none serves `model`."""
+        deployment = self._serving(model)
+        if deployment.schema is None:
+            raise Unavailable(f"model {model!r} is being deployed; its schema is known once its artifact is fetched")
+        return deployment.schema
 
     def logging_enabled(self, model: str) -> bool:
-        """Whether predictions of `model` are logged to the inference lake (True when unknown)."""
-        return True
+        """Whether predictions of `model` are logged to the inference lake (True for an unknown model)."""
+        deployment = self._by_model.get(model)
+        return True if deployment is None else bool(deployment.spec.get("logging", True))
 
     def deployments(self) -> list[dict[str, Any]]:
         """The agent-local status of every deployment (for GET /v1/deployments)."""
-        return []
+        views = []
+        for d in self._deployments.values():
+            ready, desired = d.ready_count()
+            views.append(
+                {
+                    "deployment_id": d.id,
+                    "name": d.spec.get("name", ""),
+                    "model": d.model,
+                    "kind": d.kind,
+                    "runtime": d.spec.get("runtime", "local"),
+                    "revision": d.revision,
+                    "state": str(d.state),
+                    "message": d.message,
+                    "ready_replicas": ready,
+                    "desired_replicas": desired,
+                    "variations": [
+                        {k: v.get(k) for k in ("name", "build_id", "weight", "shadow", "replicas")}
+                        for v in d.spec.get("variations", [])
+                    ],
+                    "replicas": [dict(r) for r in d.status().get("replicas", [])],
+                }
+            )
+        return views
+
+    def _serving(self, model: str) -> Deployment:
+        deployment = self._by_model.get(model)
+        if deployment is None:
+            raise NotFound(f"no real-time deployment serves model {model!r} on this agent", field="model")
+        return deployment
+
+    # ---- predictions --------------------------------------------------------------------------
 
     async def predict(
         self, model: str, table: pa.Table, *, request_id: str, timeout_s: float | None = None
@@ -80,4 +244,114 @@ class ServingEngine:
         Raises NotFound (no such model deployed), Unavailable (no ready replica),
         PredictionTimeout and ModelFailed (the model's predict raised).
         """
-        raise NotFound(f"no deployment serves model {model!r}", field="model")
+        deployment = self._serving(model)
+        arrived_ms, started = _now_ms(), time.perf_counter()
+        route = deployment.pick_live()
+        if route is None or self._closing:
+            error = Unavailable(f"model {model!r} has no ready replica (deployment is {deployment.state})")
+            self._record(deployment, None, "", request_id, arrived_ms, 0.0, table, None, error)
+            raise error
+        timeout = timeout_s if timeout_s is not None else self._timeout(deployment)
+        body = encode_table(table)
+        for shadow in deployment.shadows:
+            task = asyncio.create_task(self._shadow(deployment, shadow, body, table, request_id, arrived_ms, timeout))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        try:
+            outputs, build_id = await call_route(route, body, timeout)
+        except MallardError as exc:
+            latency = (time.perf_counter() - started) * 1000
+            self._record(deployment, route, "", request_id, arrived_ms, latency, table, None, exc)
+            raise
+        latency = (time.perf_counter() - started) * 1000
+        self._record(deployment, route, build_id, request_id, arrived_ms, latency, table, outputs, None)
+        return PredictionOutcome(outputs, deployment.id, route.name, build_id, latency)
+
+    async def _shadow(
+        self,
+        deployment: Deployment,
+        route: Route,
+        body: bytes,
+        table: pa.Table,
+        request_id: str,
+        arrived_ms: int,
+        timeout: float,
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            outputs, build_id = await call_route(route, body, timeout)
+        except MallardError as exc:
+            latency = (time.perf_counter() - started) * 1000
+            self._record(deployment, route, "", request_id, arrived_ms, latency, table, None, exc)
+            return
+        latency = (time.perf_counter() - started) * 1000
+        self._record(deployment, route, build_id, request_id, arrived_ms, latency, table, outputs, None)
+
+    def _timeout(self, deployment: Deployment) -> float:
+        timeout_ms = deployment.spec.get("timeout_ms")
+        return timeout_ms / 1000 if isinstance(timeout_ms, int) and timeout_ms > 0 else self.default_timeout_s
+
+    def _record(
+        self,
+        deployment: Deployment,
+        route: Route | None,
+        build_id: str,
+        request_id: str,
+        arrived_ms: int,
+        latency_ms: float,
+        table: pa.Table,
+        outputs: pa.Table | None,
+        error: MallardError | None,
+    ) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        variation = route.name if route is not None else ""
+        if not build_id and route is not None:
+            build_id = next((v["build_id"] for v in deployment.spec["variations"] if v["name"] == variation), "")
+        # With logging off only the aggregates use the record: skip serialising the rows.
+        logging_on = bool(deployment.spec.get("logging", True))
+        try:
+            recorder(
+                PredictionRecord(
+                    model=deployment.model,
+                    deployment_id=deployment.id,
+                    variation=variation,
+                    build_id=build_id,
+                    request_id=request_id,
+                    timestamp_ms=arrived_ms,
+                    latency_ms=latency_ms,
+                    status="ok" if error is None else _STATUS_OF.get(error.code, error.code.upper()),
+                    shadow=bool(route is not None and route.shadow),
+                    rows=table.num_rows,
+                    inputs_json=_rows_json(table) if logging_on else "",
+                    outputs_json=_rows_json(outputs) if logging_on and outputs is not None else None,
+                    error=error.message[:500] if error is not None else None,
+                )
+            )
+        except Exception:  # the lake must never fail a prediction
+            log.exception("recording a prediction of %s failed", deployment.model)
+
+
+def _rows_json(table: pa.Table) -> str:
+    return json.dumps(table.to_pylist(), default=str)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _normalised(spec: ApplySpec) -> ApplySpec:
+    out: ApplySpec = json.loads(json.dumps(spec))  # a private copy, JSON-shaped as persisted
+    out.setdefault("revision", 0)
+    out.setdefault("kind", DeploymentKind.REALTIME.value)
+    out.setdefault("runtime", "local")
+    out.setdefault("logging", True)
+    out.setdefault("model", out["deployment_id"])
+    for variation in out["variations"]:
+        variation.setdefault("name", "default")
+        variation.setdefault("weight", 100)
+        variation.setdefault("shadow", False)
+        variation.setdefault("replicas", 1)
+        variation.setdefault("image", None)
+    return out

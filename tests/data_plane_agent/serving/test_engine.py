@@ -1,0 +1,137 @@
+"""The serving engine with real replica processes of a toy model: deploy, predict, report, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from data_plane_agent.link.outbox import Outbox
+from data_plane_agent.storage import LocalObjectStore
+from shared.errors import InvalidInput, ModelFailed, NotFound, PredictionTimeout
+from tests.data_plane_agent.serving.helpers import (
+    apply_spec,
+    state_of,
+    statuses,
+    toy_artifact,
+    toy_engine,
+    until,
+    variation,
+)
+
+
+async def test_a_deployed_model_predicts_reports_running_and_records_each_answer(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_a")
+    engine, records = toy_engine(tmp_path / "home", store, outbox)
+    await engine.start()
+    try:
+        answer = await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
+        assert answer["applied"] is True
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING", what="RUNNING")
+
+        outcome = await engine.predict("toy", pa.table({"x": [1.0, 2.5]}), request_id="req-1")
+        assert outcome.outputs.column("y").to_pylist() == [2.0, 5.0]
+        assert (outcome.deployment_id, outcome.variation, outcome.build_id) == ("dep_1", "default", "bld_a")
+        assert [f.name for f in engine.schema("toy").inputs] == ["x"]
+        assert engine.logging_enabled("toy") is True
+
+        [record] = records
+        assert (record.request_id, record.status, record.shadow, record.rows) == ("req-1", "ok", False, 2)
+        assert record.inputs_json == '[{"x": 1.0}, {"x": 2.5}]' and record.outputs_json == '[{"y": 2.0}, {"y": 5.0}]'
+
+        reported = statuses(outbox, "dep_1")
+        assert reported[-1]["state"] == "RUNNING" and reported[-1]["revision"] == 1
+        assert reported[-1]["replicas"] == [{"variation": "default", "build_id": "bld_a", "ready": True, "restarts": 0}]
+        assert all(len(json_text) < 2000 for json_text in map(str, reported))  # metadata only, no rows
+
+        # The same revision again changes nothing; an older one is ignored.
+        assert (await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)])))["applied"]
+        older = await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)], revision=0))
+        assert older["applied"] is False
+
+        with pytest.raises(NotFound) as missing:
+            await engine.predict("nope", pa.table({"x": [1.0]}), request_id="r")
+        assert missing.value.field == "model"
+        with pytest.raises(ModelFailed, match="x = -1 is not allowed"):
+            await engine.predict("toy", pa.table({"x": [-1.0]}), request_id="req-bad")
+        assert records[-1].status == "MODEL_ERROR" and records[-1].error and "x = -1" in records[-1].error
+        # The replica is still healthy after a failing predict.
+        outcome = await engine.predict("toy", pa.table({"x": [3.0]}), request_id="req-2")
+        assert outcome.outputs.column("y").to_pylist() == [6.0]
+
+        deleted = await engine.delete("dep_1")
+        assert deleted["deleted"] is True
+        assert statuses(outbox, "dep_1")[-1]["state"] == "STOPPED"
+        with pytest.raises(NotFound):
+            await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r")
+    finally:
+        await engine.shutdown(5)
+
+
+async def test_a_spec_with_problems_is_refused_naming_the_field(tmp_path: Path, store: LocalObjectStore) -> None:
+    engine, _ = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        bad = apply_spec("dep_1", [variation("default", "bld_a", "md5:abc")])
+        with pytest.raises(InvalidInput, match=r"variations\[0\].artifact_digest must be a sha256 digest"):
+            await engine.apply(bad)
+        assert engine.deployments() == []
+    finally:
+        await engine.shutdown(5)
+
+
+async def test_a_slow_prediction_times_out_and_the_next_one_succeeds(tmp_path: Path, store: LocalObjectStore) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_slow", delay=0.5)
+    engine, records = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_slow", digest)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+        with pytest.raises(PredictionTimeout):
+            await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r1", timeout_s=0.1)
+        assert records[-1].status == "TIMEOUT"
+        outcome = await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r2", timeout_s=5)
+        assert outcome.outputs.column("y").to_pylist() == [2.0]
+    finally:
+        await engine.shutdown(5)
+
+
+async def test_an_artifact_missing_from_the_store_fails_the_deployment_with_the_reason(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+) -> None:
+    engine, _ = toy_engine(tmp_path / "home", store, outbox)
+    await engine.start()
+    try:
+        missing = "sha256:" + "0" * 64
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_gone", missing)]))
+        await until(lambda: state_of(engine, "dep_1") == "FAILED")
+        assert "is not in the data-plane store" in statuses(outbox, "dep_1")[-1]["message"]
+    finally:
+        await engine.shutdown(5)
+
+
+async def test_concurrent_requests_are_micro_batched_by_the_replica(tmp_path: Path, store: LocalObjectStore) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_a", delay=0.02)
+    engine, _ = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+
+        async def one(i: int) -> float:
+            outcome = await engine.predict("toy", pa.table({"x": [float(i)]}), request_id=f"r{i}")
+            return float(outcome.outputs.column("y")[0].as_py())
+
+        answers = await asyncio.gather(*(one(i) for i in range(64)))
+        assert answers == [2.0 * i for i in range(64)]  # each request got its own rows back
+        replica = engine._deployments["dep_1"].replicas[0]
+        assert replica.client is not None
+        _, stats = await replica.client.get_json("/stats")
+        assert stats["requests"] == 64
+        assert isinstance(stats["predict_calls"], int) and stats["predict_calls"] < 32, stats
+    finally:
+        await engine.shutdown(5)
