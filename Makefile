@@ -48,6 +48,7 @@ test-fast: $(STAMP) $(PROVIDER_STAMP)  ## skip the slow end-to-end tests
 bench: $(STAMP)  ## benchmarks (printed figures, not pass/fail)
 	$(BIN)/python bench/agent_fleet.py $(BENCH_ARGS)
 	$(BIN)/python bench/builds.py $(BUILDS_BENCH_ARGS)
+	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
 
 proto: $(STAMP)  ## regenerate shared/protos from protos/mallard/v1/*.proto
 	$(BIN)/python protos/generate.py

@@ -1,0 +1,1 @@
+"""Serving benchmark (bench/serving.py): model project, peers, load generator, our stack, report."""
