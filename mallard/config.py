@@ -22,6 +22,7 @@ class Profile:
     api_key: str
     data_plane_url: str = ""
     gateway: str = ""
+    data_plane_grpc: str = ""  # HOST:PORT of the data plane's gRPC prediction API
 
 
 def config_path() -> Path:
@@ -92,4 +93,5 @@ def resolve(profile_name: str | None = None) -> Profile:
         api_key=api_key,
         data_plane_url=os.environ.get("MALLARD_DATA_PLANE_URL") or stored.get("data_plane_url", ""),
         gateway=stored.get("gateway", ""),
+        data_plane_grpc=os.environ.get("MALLARD_DATA_PLANE_GRPC") or stored.get("data_plane_grpc", ""),
     )

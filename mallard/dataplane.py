@@ -47,7 +47,8 @@ class DataPlaneClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, headers=self._headers(), **kwargs)
+            headers = {**self._headers(), **kwargs.pop("headers", {})}
+            response = self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the data plane at {self.url}: {exc}") from exc
         if response.status_code >= 400:
@@ -74,6 +75,35 @@ class DataPlaneClient:
             body["limit"] = limit
         result: dict[str, Any] = self._request("POST", "/v1/lake/query", json=body).json()
         return result
+
+    def model_schema(self, model: str) -> dict[str, Any]:
+        """The inputs and outputs of the model the data plane serves under `model`."""
+        result: dict[str, Any] = self._request("GET", f"/v1/models/{model}/schema").json()
+        return result
+
+    def predict(
+        self,
+        model: str,
+        *,
+        body: dict[str, Any] | None = None,
+        arrow: bytes | None = None,
+        request_id: str | None = None,
+        timeout_ms: int | None = None,
+    ) -> httpx.Response:
+        """POST /v1/models/{model}/predict with a JSON body (records or columns) or Arrow IPC bytes."""
+        headers: dict[str, str] = {}
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        if timeout_ms:
+            headers["X-Mallard-Timeout-Ms"] = str(timeout_ms)
+        if arrow is not None:
+            headers["Content-Type"] = "application/vnd.apache.arrow.stream"
+            return self._request("POST", f"/v1/models/{model}/predict", content=arrow, headers=headers)
+        return self._request("POST", f"/v1/models/{model}/predict", json=body, headers=headers)
+
+    def token(self) -> str:
+        """A current data-plane JWT (also for the gRPC API)."""
+        return self._headers()["Authorization"].split(" ", 1)[1]
 
     def upload_context(
         self, path: Path, digest: str, *, progress: Callable[[int], None] | None = None
