@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import sys
-import uuid
 from pathlib import Path
+from types import ModuleType
 
 from mallard.features.definitions import Definition, Entity, FeatureSet, StreamFeatureSet
 from mallard.features.errors import FeatureDefinitionError
@@ -15,22 +15,34 @@ from mallard.features.errors import FeatureDefinitionError
 def load_definitions(directory: str | Path) -> list[Definition]:
     """Every Entity, FeatureSet and StreamFeatureSet defined at module level in `directory/*.py`.
 
-    Files starting with '_' are skipped. Relative source paths are resolved against
-    `directory`. A file that fails to import raises FeatureDefinitionError naming the file.
-    Definitions come back in file order, entities first, each object once.
+    Files may import each other by name (`from entities import driver`); files starting with '_'
+    are only imported that way. Relative source paths are resolved against `directory`. A file
+    that fails to import raises FeatureDefinitionError naming the file. Definitions come back
+    entities first, then in file order, each once.
     """
     root = Path(directory).resolve()
     if not root.is_dir():
         raise FeatureDefinitionError(f"{root} is not a directory", field="directory")
     found: list[Definition] = []
-    seen: set[int] = set()
-    for path in sorted(root.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        for value in vars(_import(path)).values():
-            if isinstance(value, Entity | FeatureSet | StreamFeatureSet) and id(value) not in seen:
-                seen.add(id(value))
-                found.append(value)
+    seen: set[tuple[str, str, str]] = set()
+    files = [p for p in sorted(root.glob("*.py")) if not p.name.startswith("_")]
+    before = set(sys.modules)
+    sys.path.insert(0, str(root))
+    try:
+        for path in files:
+            for value in vars(_import(path)).values():
+                if isinstance(value, Entity | FeatureSet | StreamFeatureSet):
+                    identity = (value.kind, value.name, value.fingerprint)
+                    if identity not in seen:
+                        seen.add(identity)
+                        found.append(value)
+    finally:
+        sys.path.remove(str(root))
+        # Forget the repository's modules so a later load (or another repository) starts clean.
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(root)):
+                del sys.modules[name]
     if not found:
         raise FeatureDefinitionError(
             f"no Entity, FeatureSet or StreamFeatureSet found in {root}/*.py", field="directory"
@@ -43,21 +55,25 @@ def load_definitions(directory: str | Path) -> list[Definition]:
     return sorted(resolved, key=lambda d: 0 if isinstance(d, Entity) else 1)
 
 
-def _import(path: Path) -> object:
-    name = f"_mallard_features_{path.stem}_{uuid.uuid4().hex[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
+def _import(path: Path) -> ModuleType:
+    existing = sys.modules.get(path.stem)
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
+        return existing  # already imported by a sibling file
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     if spec is None or spec.loader is None:
         raise FeatureDefinitionError(f"cannot import {path}", field=path.name)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[path.stem] = module
     try:
         spec.loader.exec_module(module)
     except FeatureDefinitionError as exc:
-        raise FeatureDefinitionError(f"{path.name}: {exc.message}", definition=exc.definition, field=exc.field) from exc
+        del sys.modules[path.stem]
+        error = FeatureDefinitionError(f"{path.name}: {exc.message}", field=exc.field)
+        error.definition = exc.definition
+        raise error from exc
     except Exception as exc:
+        del sys.modules[path.stem]
         raise FeatureDefinitionError(
             f"{path.name} failed to import: {type(exc).__name__}: {exc}", field=path.name
         ) from exc
-    finally:
-        sys.modules.pop(name, None)
     return module
