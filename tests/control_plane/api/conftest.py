@@ -52,6 +52,7 @@ class TenantWorld:
     other_build_id: str
     feature_set_id: str
     materialization_id: str
+    deployment_id: str
 
     def ids(self) -> set[str]:
         """Every identifier of this tenant's objects, for 'never shown to another tenant' checks."""
@@ -72,6 +73,7 @@ class TenantWorld:
             self.other_build_id,
             self.feature_set_id,
             self.materialization_id,
+            self.deployment_id,
         }
 
 
@@ -123,6 +125,23 @@ def seed_agent(database_url: str, tenant_id: str, name: str) -> tuple[str, str]:
         )
         session.commit()
         return agent.id, command.id
+
+
+def seed_deployment(client: TestClient, database_url: str, *, admin_key: str, agent_id: str, build_id: str) -> str:
+    """Report `build_id` SUCCEEDED the way its agent would, then deploy it. Returns the deployment id."""
+    from control_plane.models import Agent
+
+    with session_scope(database_url) as session:
+        agent = session.get(Agent, agent_id)
+        assert agent is not None
+        finished = {"build_id": build_id, "status": "SUCCEEDED", "artifact_digest": "sha256:" + "e" * 64}
+        agents.apply_event(
+            session, agent=agent, seq=2, type_="build.finished", payload_json=json.dumps(finished), occurred_at=utcnow()
+        )
+        session.commit()
+    model_id = ok(client.get(f"/api/v1/builds/{build_id}", headers=auth(admin_key)))["model_id"]
+    body = {"model": model_id, "kind": "realtime", "build": build_id}
+    return str(ok(client.post("/api/v1/deployments", headers=auth(admin_key), json=body), 201)["id"])
 
 
 def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_key: str) -> TenantWorld:
@@ -185,6 +204,9 @@ def populate_tenant(client: TestClient, database_url: str, *, name: str, admin_k
         other_build_id=build_ids[1],
         feature_set_id=feature_set_id,
         materialization_id=materialization["id"],
+        deployment_id=seed_deployment(
+            client, database_url, admin_key=admin_key, agent_id=agent_id, build_id=build_ids[0]
+        ),
     )
 
 

@@ -44,6 +44,7 @@ PATH_PARAMS: dict[str, Callable[[TenantWorld], str]] = {
     "model_id_or_name": lambda w: w.model_id,
     "build_id": lambda w: w.build_id,
     "other_build_id": lambda w: w.other_build_id,
+    "deployment_id": lambda w: w.deployment_id,
     "feature_set": lambda w: w.feature_set_id,
     "materialization_id": lambda w: w.materialization_id,
 }
@@ -61,6 +62,14 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "create_command": {"type": "ping", "spec": {}},
     "create_model": {"name": "another-model", "project": "alpha-project"},
     "create_build": {"agent_id": "agt_0000000000000000", "context_digest": "sha256:" + "a" * 64, "builder": "local"},
+    "create_deployment": {
+        "model": "alpha-model",
+        "kind": "realtime",
+        "build": "bld_0000000000000000",
+        "weight": 80,
+        "replicas": 2,
+        "shadow": False,
+    },
     "apply_feature_sets": {"project": "alpha-project", "definitions": [batch_definition("trips")]},
     "materialize_feature_set": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
 }

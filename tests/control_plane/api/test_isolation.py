@@ -20,6 +20,7 @@ LISTS = {
     "list_audit_entries",
     "list_models",
     "list_builds",
+    "list_deployments",
     "list_feature_sets",
 }
 # Creations without a path parameter: they act in the caller's tenant, whatever the body says.
@@ -30,6 +31,7 @@ CREATES = {
     "create_project",
     "create_join_token",
     "create_model",
+    "create_deployment",
     "apply_feature_sets",
 }
 
