@@ -20,7 +20,7 @@ from mallard.config import Profile, remove_profile, save_profile
 from mallard.dev import processes
 from mallard.dev.processes import ManagedProcess
 
-DEFAULT_PORTS = {"api": 8700, "gateway": 8701, "data_plane": 8710}
+DEFAULT_PORTS = {"api": 8700, "gateway": 8701, "data_plane": 8710, "data_plane_grpc": 8711}
 PROFILE_NAME = "dev"
 
 
@@ -150,6 +150,8 @@ class DevStack:
                 str(self.cp_home / "pki" / "ca.crt"),
                 "--data-plane-port",
                 str(ports["data_plane"]),
+                "--data-plane-grpc-port",
+                str(ports["data_plane_grpc"]),
             ]
             join_token = ""
             if not (self.agent_home / "identity.json").exists():
@@ -184,6 +186,7 @@ class DevStack:
             "api_url": api_url,
             "api_key": api_key,
             "data_plane_url": f"http://127.0.0.1:{ports['data_plane']}",
+            "data_plane_grpc": f"127.0.0.1:{ports['data_plane_grpc']}",
             "gateway": f"127.0.0.1:{ports['gateway']}",
             "enroll": f"127.0.0.1:{ports['gateway'] + 1}",
             "ca_file": str(self.cp_home / "pki" / "ca.crt"),
@@ -210,6 +213,7 @@ class DevStack:
                 api_key=info["api_key"],
                 data_plane_url=info["data_plane_url"],
                 gateway=info["gateway"],
+                data_plane_grpc=info.get("data_plane_grpc", ""),
             ),
         )
 

@@ -170,6 +170,7 @@ class AgentProcess:
     home: Path
     join_token: str = ""
     data_plane_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
     proc: Proc | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -189,6 +190,8 @@ class AgentProcess:
             str(self.control_plane.ca_file),
             "--data-plane-port",
             str(self.data_plane_port),
+            "--data-plane-grpc-port",
+            str(self.grpc_port),
         ]
         env_token = {"MALLARD_AGENT_JOIN_TOKEN": self.join_token} if self.join_token else {}
         self.home.mkdir(parents=True, exist_ok=True)
@@ -215,6 +218,10 @@ class AgentProcess:
     @property
     def data_plane_url(self) -> str:
         return f"http://127.0.0.1:{self.data_plane_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
 
 def _port_open(port: int) -> bool:
