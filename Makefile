@@ -49,6 +49,7 @@ bench: $(STAMP)  ## benchmarks (printed figures, not pass/fail)
 	$(BIN)/python bench/agent_fleet.py $(BENCH_ARGS)
 	$(BIN)/python bench/builds.py $(BUILDS_BENCH_ARGS)
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
+	$(BIN)/python bench/features.py $(FEATURES_BENCH_ARGS)
 
 proto: $(STAMP)  ## regenerate shared/protos from protos/mallard/v1/*.proto
 	$(BIN)/python protos/generate.py

@@ -5,13 +5,16 @@ entities x days rows. The entity frame draws its keys from 5 % more ids than hav
 rows must come back with nulls) and its timestamps from one day before the first source row to
 the end of the window (rows before the first day, or more than the TTL after an entity's last
 row, come back with nulls too). A `request_id` column numbers the entity rows so results can be
-matched row by row. Files are cached under a directory named after the parameters.
+matched row by row. The window ends at today's midnight UTC (so values are fresh for online reads at "now"); files
+are cached under a directory named after the parameters and that date.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +23,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
 ENTITY_KEY = "driver_id"
 TIMESTAMP = "event_timestamp"
 INT_FEATURES = 2  # of each set's features, the last INT_FEATURES are int64, the rest float64
+
+
+def window_start(days: int, today: datetime | None = None) -> datetime:
+    """The window ends at today's midnight (UTC), so the latest values are within a 1-day+ TTL of now:
+    online reads, which apply the TTL against the current time, find them."""
+    now = today or datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=days)
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,14 @@ class Spec:
     entity_rows: int
     ttl_days: int
     seed: int
+    start: datetime  # midnight UTC; the window is [start, start + days)
 
     @property
     def key(self) -> str:
-        return f"e{self.entities}-d{self.days}-s{self.sets}-f{self.features}-r{self.entity_rows}-seed{self.seed}"
+        return (
+            f"e{self.entities}-d{self.days}-s{self.sets}-f{self.features}-r{self.entity_rows}-seed{self.seed}"
+            f"-{self.start:%Y%m%d}"
+        )
 
     @property
     def rows_per_set(self) -> int:
@@ -48,7 +61,7 @@ class Spec:
 
     @property
     def end(self) -> datetime:
-        return START + timedelta(days=self.days)
+        return self.start + timedelta(days=self.days)
 
     def set_name(self, index: int) -> str:
         return f"set{index}"
@@ -87,7 +100,7 @@ def _write_set(spec: Spec, index: int, path: Path) -> None:
     rng = np.random.default_rng([spec.seed, index])
     schema = _set_schema(spec, index)
     ids = np.arange(1, spec.entities + 1, dtype=np.int64)
-    start_us = int(START.timestamp() * 1_000_000)
+    start_us = int(spec.start.timestamp() * 1_000_000)
     with pq.ParquetWriter(path, schema) as writer:
         for day in range(spec.days):  # one row group per day, in event-time order as a log is appended
             seconds = rng.integers(0, 86_400, size=spec.entities)
@@ -106,7 +119,7 @@ def _write_entities(spec: Spec, path: Path) -> None:
     rng = np.random.default_rng([spec.seed, 1_000_003])
     unknown = max(1, spec.entities // 20)
     ids = rng.integers(1, spec.entities + unknown + 1, size=spec.entity_rows)
-    start_s = int(START.timestamp()) - 86_400
+    start_s = int(spec.start.timestamp()) - 86_400
     seconds = rng.integers(start_s, int(spec.end.timestamp()), size=spec.entity_rows)
     table = pa.table(
         {
@@ -121,14 +134,19 @@ def _write_entities(spec: Spec, path: Path) -> None:
 def generate(spec: Spec, cache: Path) -> Dataset:
     """The dataset for `spec` under `cache`, generated on first use (seeded: identical every time)."""
     root = cache.resolve() / spec.key
-    done = root / "spec.json"
-    if done.exists():
+    cache.mkdir(parents=True, exist_ok=True)
+    if (root / "spec.json").exists():
         return Dataset(spec, root)
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "sources").mkdir(parents=True)
-    dataset = Dataset(spec, root)
-    for index in range(spec.sets):
-        _write_set(spec, index, dataset.source(index))
-    _write_entities(spec, dataset.entities)
-    done.write_text(json.dumps(asdict(spec)))
-    return dataset
+    # Built aside and renamed into place, so a concurrent run never sees a half-written dataset.
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.key}-", dir=cache.resolve()))
+    try:
+        (staging / "sources").mkdir()
+        for index in range(spec.sets):
+            _write_set(spec, index, Dataset(spec, staging).source(index))
+        _write_entities(spec, Dataset(spec, staging).entities)
+        (staging / "spec.json").write_text(json.dumps(asdict(spec), default=str))
+        with contextlib.suppress(OSError):  # another run finished first: its files are identical
+            staging.rename(root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Dataset(spec, root)

@@ -111,7 +111,7 @@ def online(config: dict[str, Any]) -> dict[str, Any]:
     key, batch = config["entity_key"], config["batch"]
 
     def one() -> tuple[float, int]:
-        rows = [{key: rng.randint(1, config["entities"])} for _ in range(batch)]
+        rows = [{key: rng.randint(1, config["entity_count"])} for _ in range(batch)]
         started = time.perf_counter()
         result = store.get_online_features(features=refs, entity_rows=rows).to_dict()
         elapsed = time.perf_counter() - started

@@ -53,12 +53,16 @@ def _config(dataset: Dataset, repo: Path, offline: str) -> dict[str, Any]:
         "entity_key": ENTITY_KEY,
         "timestamp": TIMESTAMP,
         "ttl_days": spec.ttl_days,
-        "entities": spec.entities,
+        "entity_count": spec.entities,
     }
 
 
 class Feast:
-    """One Feast repository per offline store (`file`, `duckdb`), each with its own SQLite online store."""
+    """One Feast repository per offline store (`file`, `duckdb`), each with its own SQLite online store.
+    Online reads use `online_store`'s repository (the online path does not touch the offline store)."""
+
+    name = "feast"
+    http_path = "/get-online-features"
 
     def __init__(self, python: Path, dataset: Dataset, work: Path, children: Children, cpu: int | None) -> None:
         self.python = python
@@ -67,11 +71,13 @@ class Feast:
         self.work.mkdir()
         self.children = children
         self.cpu = cpu
+        self.online_store = "duckdb"
 
     def _op(self, op: str, offline: str, **extra: Any) -> OpResult:
         config = _config(self.dataset, self.work / f"repo-{offline}", offline) | extra
-        argv = [str(self.python), str(DRIVER), op]
-        return run_op(self.children, f"feast-{op}-{offline}", argv, config, self.work, cpu=self.cpu)
+        argv = [str(self.python), str(DRIVER), op.split("-")[0]]
+        cpu = self.cpu if op.startswith("online") else None  # batch work gets every CPU, as ours does
+        return run_op(self.children, f"feast-{op}-{offline}", argv, config, self.work, cpu=cpu)
 
     def setup(self, offline: str) -> None:
         self._op("setup", offline)
@@ -82,18 +88,18 @@ class Feast:
 
     def materialize(self, offline: str) -> OpResult:
         spec = self.dataset.spec
-        from bench.feature_store.data import START
+        return self._op("materialize", offline, start=spec.start.isoformat(), end=spec.end.isoformat())
 
-        return self._op("materialize", offline, start=START.isoformat(), end=spec.end.isoformat())
+    def online(self, batch: int, requests: int, warmup: int, seed: int) -> OpResult:
+        store = self.online_store
+        return self._op(f"online-{batch}", store, batch=batch, requests=requests, warmup=warmup, seed=seed)
 
-    def online(self, offline: str, batch: int, requests: int, warmup: int, seed: int) -> OpResult:
-        return self._op("online", offline, batch=batch, requests=requests, warmup=warmup, seed=seed)
-
-    def serve(self, offline: str, cpu: int | None) -> tuple[Child, int]:
+    def serve(self, cpu: int | None) -> tuple[Child, int]:
         """`feast serve` (gunicorn, one uvicorn worker) on 127.0.0.1, pinned to `cpu`."""
         port = free_port()
         feast = self.python.parent / "feast"
-        argv = [str(feast), "-c", str(self.work / f"repo-{offline}"), "serve", "-h", "127.0.0.1", "-p", str(port)]
+        repo = self.work / f"repo-{self.online_store}"
+        argv = [str(feast), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
         argv += ["--no-access-log", "--workers", "1", "--max-requests", "0", "--registry_ttl_sec", "3600"]
         child = self.children.start_server("feast-serve", pinned(argv, cpu), child_env({}), [port])
         return child, port
@@ -101,6 +107,9 @@ class Feast:
     def refs(self) -> list[str]:
         spec = self.dataset.spec
         return [f"{spec.set_name(i)}:{f}" for i in range(spec.sets) for f in spec.feature_names(i)]
+
+    def http_headers(self) -> dict[str, str]:
+        return {}
 
     def http_bodies(self, keys: list[list[int]]) -> list[dict[str, Any]]:
         refs = self.refs()

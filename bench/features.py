@@ -1,0 +1,249 @@
+"""Feature-store benchmark: Mallard's feature store against Feast on the same seeded Parquet files,
+side by side in one run. Historical retrieval (seconds, peak memory, rows: every entity row must come
+back, and every cell is checked against an independent reference), materialization (source rows/s)
+and online retrieval in-process and over HTTP for 1 x 50 and 100 x 50 features (p50/p99), with
+the issue-5 goals printed MET or MISSED. `make bench`, or from the repository root:
+
+    python bench/features.py [--quick] [--json] [--no-feast] [--no-http]
+
+Feast is installed into bench/.cache/feast-venv on first use. Method and caveats: bench/README.md.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
+
+from bench.feature_store.checks import reference, verdict
+from bench.feature_store.data import Dataset, Spec, generate, window_start
+from bench.feature_store.feast_side import Feast, ensure_feast
+from bench.feature_store.mallard_side import Mallard, mallard_missing
+from bench.feature_store.procs import cpus, run_op
+from bench.feature_store.report import goals, latency_summary, render
+from bench.fleet.processes import Children
+from bench.runlog import loadavg as _loadavg
+from bench.runlog import log as _log
+from bench.runlog import stop_on_sigterm as _stop_on_sigterm
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+HTTP_LOAD = Path(__file__).resolve().parent / "feature_store" / "http_load.py"
+System = Feast | Mallard
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data and few requests: a smoke run")
+    parser.add_argument("--entities", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--sets", type=int, default=5)
+    parser.add_argument("--features", type=int, default=10, help="features per set")
+    parser.add_argument("--entity-rows", type=int, default=100_000)
+    parser.add_argument("--ttl-days", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=1000, help="measured online requests of 1 entity")
+    parser.add_argument("--batch-requests", type=int, default=200, help="measured online requests of 100 entities")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests before each series")
+    parser.add_argument("--feast-stores", default="file,duckdb", help="Feast offline stores to measure")
+    parser.add_argument("--no-feast", action="store_true", help="measure Mallard only (no ratios, no goals)")
+    parser.add_argument("--no-mallard", action="store_true", help="measure Feast only")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP servers")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, repos, results)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.entities, args.days, args.entity_rows = (
+            min(args.entities, 2_000),
+            min(args.days, 3),
+            min(args.entity_rows, 2_000),
+        )
+        args.requests, args.batch_requests, args.warmup = min(args.requests, 50), min(args.batch_requests, 20), 5
+    args.feast_stores = [s for s in args.feast_stores.split(",") if s]
+    if not set(args.feast_stores) <= {"file", "duckdb"}:
+        parser.error("--feast-stores takes file and/or duckdb")
+    if min(args.entities, args.days, args.sets, args.features, args.entity_rows, args.ttl_days) < 1:
+        parser.error("sizes must be 1 or more")
+    return args
+
+
+def _shapes(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    return [("1x50", 1, args.requests), ("100x50", 100, args.batch_requests)]
+
+
+def _online(system: System, args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+    """p50/p99 in-process (the driver, one process) and over HTTP (server and load generator pinned apart)."""
+    load_cpu, server_cpu = cpus()
+    features = args.sets * args.features
+    out: dict[str, Any] = {"in-process": {}}
+    for shape, batch, requests in _shapes(args):
+        op = system.online(batch, requests, args.warmup, args.seed)
+        a = op.answer
+        out["in-process"][shape] = latency_summary(a["latencies"], a["values"], requests * batch * features)
+        _log(f"  {system.name} online in-process {shape}: p99 {out['in-process'][shape]['p99_ms']:.2f} ms")
+    if args.no_http:
+        return out
+    server, port = system.serve(server_cpu)
+    out["http"] = {}
+    rng = random.Random(args.seed)
+    try:
+        for shape, batch, requests in _shapes(args):
+            keys = [[rng.randint(1, args.entities) for _ in range(batch)] for _ in range(args.warmup + requests)]
+            config = {
+                "port": port,
+                "path": system.http_path,
+                "headers": system.http_headers(),
+                "bodies": system.http_bodies(keys),
+                "warmup": args.warmup,
+                "count_values": system.name,
+            }
+            op = run_op(
+                children, f"{system.name}-http-{shape}", [sys.executable, str(HTTP_LOAD)], config, work, cpu=load_cpu
+            )
+            a = op.answer
+            out["http"][shape] = latency_summary(a["latencies"], a["values"], requests * batch * features, a["errors"])
+            _log(f"  {system.name} online http {shape}: p99 {out['http'][shape]['p99_ms']:.2f} ms")
+    finally:
+        server.stop()
+    return out
+
+
+def _historical_row(op: Any, dataset: Dataset, path: Path, ref: Path) -> dict[str, Any]:
+    return {
+        "seconds": op.answer["seconds"],
+        "wall": op.wall,
+        "maxrss_kib": op.maxrss_kib,
+        "baseline_kib": op.answer.get("baseline_rss_kib"),
+        "verdict": verdict(dataset, path, ref).to_dict(),
+    }
+
+
+def _materialize_row(op: Any, dataset: Dataset) -> dict[str, Any]:
+    rows = dataset.spec.rows_per_set * dataset.spec.sets
+    seconds = op.answer["seconds"]
+    return {"seconds": seconds, "rows": rows, "rows_per_second": rows / seconds, "maxrss_kib": op.maxrss_kib}
+
+
+def measure_feast(
+    args: argparse.Namespace, dataset: Dataset, ref: Path, work: Path, children: Children
+) -> dict[str, Any]:
+    feast = Feast(ensure_feast(CACHE), dataset, work, children, cpus()[0])
+    out: dict[str, Any] = {"historical": {}, "materialize": {}}
+    for store in args.feast_stores:
+        _log(f"feast ({store} offline store): apply, historical retrieval, materialization")
+        feast.setup(store)
+        op, path = feast.historical(store)
+        out["historical"][store] = _historical_row(op, dataset, path, ref)
+        out["version"] = op.answer["feast_version"]
+        missing = out["historical"][store]["verdict"]["missing_rows"]
+        _log(f"  historical {op.answer['seconds']:.2f} s, {missing} rows missing")
+        out["materialize"][store] = _materialize_row(feast.materialize(store), dataset)
+        _log(f"  materialization {out['materialize'][store]['seconds']:.2f} s")
+    feast.online_store = "duckdb" if "duckdb" in args.feast_stores else args.feast_stores[0]
+    out["online"] = _online(feast, args, children, work)
+    return out
+
+
+def measure_mallard(
+    args: argparse.Namespace, dataset: Dataset, ref: Path, work: Path, children: Children
+) -> dict[str, Any]:
+    ours = Mallard(dataset, work, children, cpus()[0])
+    _log("mallard: apply, materialization (offline store + SQLite online store), historical retrieval")
+    ours.setup()
+    out: dict[str, Any] = {"materialize": _materialize_row(ours.materialize(), dataset)}
+    _log(f"  materialization {out['materialize']['seconds']:.2f} s")
+    op, path = ours.historical()
+    out["historical"] = _historical_row(op, dataset, path, ref)
+    _log(f"  historical {op.answer['seconds']:.2f} s, {out['historical']['verdict']['missing_rows']} rows missing")
+    out["online"] = _online(ours, args, children, work)
+    return out
+
+
+def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, Any]:
+    spec = Spec(
+        entities=args.entities,
+        days=args.days,
+        sets=args.sets,
+        features=args.features,
+        entity_rows=args.entity_rows,
+        ttl_days=args.ttl_days,
+        seed=args.seed,
+        start=window_start(args.days),
+    )
+    _log(f"data: {spec.rows_per_set:,} rows x {spec.sets} sets, entity frame {spec.entity_rows:,} rows (cached)")
+    dataset = generate(spec, CACHE / "features-data")
+    ref = reference(dataset, work / "reference.parquet")
+    load_cpu, server_cpu = cpus()
+    notes = []
+    if load_cpu is None:
+        notes.append("one CPU only: server and load generator share it (not pinned)")
+    data: dict[str, Any] = {
+        "setup": {
+            "entities": spec.entities,
+            "days": spec.days,
+            "sets": spec.sets,
+            "features": spec.features,
+            "rows_per_set": spec.rows_per_set,
+            "entity_rows": spec.entity_rows,
+            "ttl_days": spec.ttl_days,
+            "seed": spec.seed,
+            "window": [spec.start.isoformat(), spec.end.isoformat()],
+            "cpus": os.cpu_count(),
+            "pinning": {"load generator / drivers": load_cpu, "servers": server_cpu},
+            "python": platform.python_version(),
+        },
+        "notes": notes,
+    }
+    if not args.no_mallard:
+        missing = mallard_missing()
+        if missing:
+            notes.append(f"mallard not measured: {missing}")
+        else:
+            data["mallard"] = measure_mallard(args, dataset, ref, work, children)
+    if not args.no_feast:
+        data["feast"] = measure_feast(args, dataset, ref, work, children)
+        data["setup"]["feast_version"] = data["feast"].get("version")
+    data["goals"] = goals(data)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
+    work = Path(tempfile.mkdtemp(prefix="mallard-bench-features-"))
+    children = Children(work)
+    keep = args.keep
+    try:
+        loadavg = _loadavg()
+        data = run(args, work, children)
+        data["setup"].update(loadavg_start=loadavg, loadavg_end=_loadavg())
+    except KeyboardInterrupt:
+        _log("interrupted; stopping the processes this run started")
+        return 130
+    except Exception:
+        keep = True
+        _log(f"the run failed; logs are kept in {work}")
+        raise
+    finally:
+        children.stop_all()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif work.exists():
+            _log(f"work directory kept: {work}")
+    print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
