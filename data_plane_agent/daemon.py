@@ -10,14 +10,19 @@ import signal
 import uvicorn
 
 from data_plane_agent.api.app import create_app
+from data_plane_agent.api.inputs import InputLimits
+from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds.wiring import build_manager_from_settings, store_from_settings
-from data_plane_agent.commands.handlers import attach_build_manager, enable_capability
+from data_plane_agent.commands.handlers import attach_build_manager, attach_serving_engine, enable_capability
+from data_plane_agent.grpc_predict import PredictionServicer
+from data_plane_agent.grpc_server import start_data_plane_grpc
 from data_plane_agent.lake.wiring import lake_from_settings
 from data_plane_agent.link.backoff import Backoff
 from data_plane_agent.link.client import LinkClient
 from data_plane_agent.link.enroll import EnrollmentError, enroll
 from data_plane_agent.link.identity import AgentHome
 from data_plane_agent.link.outbox import Outbox
+from data_plane_agent.serving.wiring import engine_from_settings
 from data_plane_agent.settings import AgentSettings
 
 log = logging.getLogger("mallard.agent")
@@ -85,13 +90,30 @@ class Agent:
         lake, lake_query = await asyncio.to_thread(
             lake_from_settings, self.settings, home=self.home.root, store=store, outbox=outbox, notify=notify
         )
+        # Serving comes back from its persisted desired state, before any request can arrive.
+        engine = await asyncio.to_thread(
+            engine_from_settings, self.settings, home=self.home.root, store=store, outbox=outbox, notify=notify
+        )
+        if "docker" in engine.runtimes:
+            enable_capability("serving.docker")
+        engine.recorder = lake.record
+        lake.logging_enabled = engine.logging_enabled
+        await engine.start()
+        attach_serving_engine(self.home.root, engine)
+        limits = InputLimits(max_rows=self.settings.predict_max_rows, max_bytes=self.settings.predict_max_bytes)
         app = create_app(
             self.home,
             self.link.state,
             store=store,
             builds=builds,
             max_context_bytes=self.settings.max_context_bytes,
+            engine=engine,
+            predict_limits=limits,
             lake_query=lake_query,
+        )
+        verifier = TokenVerifier(self.home.jwt_public_key, tenant_id=self.home.identity().tenant_id)
+        grpc_api = await start_data_plane_grpc(
+            self.settings, verifier=verifier, services=[PredictionServicer(engine, limits).add_to_server]
         )
         config = uvicorn.Config(
             app,
@@ -112,7 +134,12 @@ class Agent:
         attach_build_manager(self.home.root, None)
         # Running builds stop first (reported FAILED: the agent stopped); queued ones run after a restart.
         await asyncio.to_thread(builds.shutdown, self.settings.shutdown_grace_seconds / 2)
-        # After the serving engine has stopped: flush every logged prediction and the last aggregates.
+        # Serving drains its in-flight predictions and stops its replicas; then the lake flushes
+        # every logged prediction and the last aggregates.
+        attach_serving_engine(self.home.root, None)
+        if grpc_api is not None:
+            await grpc_api.stop(self.settings.shutdown_grace_seconds / 4)
+        await engine.shutdown(self.settings.shutdown_grace_seconds / 2)
         await asyncio.to_thread(lake.close)
         self.link.stop()
         self._http.should_exit = True

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from data_plane_agent.builds import BuildManager
+from data_plane_agent.serving import ServingEngine
 from shared import __version__
 from shared import builds as build_contract
+from shared import serving as serving_contract
 from shared.errors import MallardError
 
-CAPABILITIES = ["command.describe", "command.ping", "data-plane.rest", "build.local"]
+CAPABILITIES = ["command.describe", "command.ping", "data-plane.rest", "build.local", "serving.local"]
 
 # The daemon attaches its BuildManager per agent home (CommandContext carries the home).
 _BUILD_MANAGERS: dict[Path, BuildManager] = {}
@@ -29,6 +31,17 @@ def attach_build_manager(home: Path, manager: BuildManager | None) -> None:
         _BUILD_MANAGERS.pop(home, None)
     else:
         _BUILD_MANAGERS[home] = manager
+
+
+# ... and its ServingEngine (deployment.apply / deployment.delete).
+_SERVING_ENGINES: dict[Path, ServingEngine] = {}
+
+
+def attach_serving_engine(home: Path, engine: ServingEngine | None) -> None:
+    if engine is None:
+        _SERVING_ENGINES.pop(home, None)
+    else:
+        _SERVING_ENGINES[home] = engine
 
 
 def enable_capability(name: str) -> None:
@@ -113,11 +126,38 @@ async def build_cancel(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, A
         raise CommandFailed(exc.message) from exc
 
 
+def _serving(ctx: CommandContext) -> ServingEngine:
+    engine = _SERVING_ENGINES.get(ctx.home)
+    if engine is None:
+        raise CommandFailed("this agent serves no models (its serving engine is not started)")
+    return engine
+
+
+async def deployment_apply(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
+    """Persist the desired state and answer at once; reconciling follows as deployment.status events."""
+    try:
+        return await _serving(ctx).apply(spec)  # type: ignore[arg-type]
+    except MallardError as exc:
+        raise CommandFailed(exc.message) from exc
+
+
+async def deployment_delete(ctx: CommandContext, spec: dict[str, Any]) -> dict[str, Any]:
+    deployment_id = spec.get("deployment_id")
+    if not isinstance(deployment_id, str) or not deployment_id:
+        raise CommandFailed("deployment_id is required")
+    try:
+        return await _serving(ctx).delete(deployment_id)
+    except MallardError as exc:
+        raise CommandFailed(exc.message) from exc
+
+
 HANDLERS: dict[str, Callable[[CommandContext, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "describe": describe,
     "ping": ping,
     build_contract.RUN_COMMAND: build_run,
     build_contract.CANCEL_COMMAND: build_cancel,
+    serving_contract.APPLY_COMMAND: deployment_apply,
+    serving_contract.DELETE_COMMAND: deployment_delete,
 }
 
 
