@@ -53,6 +53,12 @@ class AgentSettings(BaseSettings):
     lake_query_max_rows: int = 10_000
     lake_query_timeout_seconds: float = 30.0
 
+    # Feature store (data_plane_agent/features): offline Parquet in the store, online SQLite or Redis.
+    features_online_url: str = ""  # sqlite:///path or redis://host:port/db; default <home>/features/online.sqlite
+    features_redis_url: str = ""  # Redis of stream feature sets that name none
+    features_memory_limit: str = "2GB"  # DuckDB's cap for joins and materialization (spills beyond)
+    features_schedule_interval_seconds: float = 30.0  # how often schedules are checked
+
     @property
     def effective_enroll_address(self) -> str:
         if self.enroll_address:

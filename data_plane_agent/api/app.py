@@ -13,10 +13,12 @@ from data_plane_agent.api.inputs import InputLimits
 from data_plane_agent.api.routes_artifacts import artifacts_router
 from data_plane_agent.api.routes_builds import builds_router
 from data_plane_agent.api.routes_contexts import contexts_router
+from data_plane_agent.api.routes_features import features_router
 from data_plane_agent.api.routes_lake import lake_router
 from data_plane_agent.api.routes_predict import predict_endpoint, serving_router
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds import BuildManager
+from data_plane_agent.features.service import FeatureService
 from data_plane_agent.lake import LakeQuery
 from data_plane_agent.link.client import LinkState
 from data_plane_agent.link.identity import AgentHome
@@ -37,6 +39,7 @@ def create_app(
     engine: ServingEngine | None = None,
     predict_limits: InputLimits | None = None,
     lake_query: LakeQuery | None = None,
+    features: FeatureService | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json")
     identity = home.identity()
@@ -98,4 +101,7 @@ def create_app(
         app.include_router(serving_router(engine=engine, claims=claims))
     if lake_query is not None:
         app.include_router(lake_router(query=lake_query, claims=claims))
+    if features is not None:
+        feature_verifier = TokenVerifier(home.jwt_public_key, tenant_id=identity.tenant_id)
+        app.include_router(features_router(service=features, store=store, verifier=feature_verifier))
     return app

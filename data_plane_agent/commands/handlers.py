@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from data_plane_agent.builds import BuildManager
+from data_plane_agent.commands.features import features_apply, features_materialize
 from data_plane_agent.serving import ServingEngine
 from shared import __version__
 from shared import builds as build_contract
+from shared import features as feature_contract
 from shared import serving as serving_contract
 from shared.errors import MallardError
 
@@ -158,6 +160,8 @@ HANDLERS: dict[str, Callable[[CommandContext, dict[str, Any]], Awaitable[dict[st
     build_contract.CANCEL_COMMAND: build_cancel,
     serving_contract.APPLY_COMMAND: deployment_apply,
     serving_contract.DELETE_COMMAND: deployment_delete,
+    feature_contract.APPLY_COMMAND: features_apply,
+    feature_contract.MATERIALIZE_COMMAND: features_materialize,
 }
 
 

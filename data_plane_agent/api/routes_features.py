@@ -1,0 +1,154 @@
+"""Feature retrieval on the data plane: online values (many keys x features in one call) and
+point-in-time correct training sets (an entity file in, a Parquet file out). Feature values are
+served here only; they never go to the control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from data_plane_agent.api.tokens import TokenVerifier
+from data_plane_agent.features.engine import FeatureEngine, parse_ref
+from data_plane_agent.features.service import FeatureService
+from data_plane_agent.storage import URI_SCHEME, ObjectStore
+from shared.errors import InvalidInput, NotFound
+from shared.jwt_tokens import DataPlaneClaims
+
+MAX_ONLINE_KEYS = 10_000
+MAX_ENTITY_BYTES = 4 * 1024**3
+CHUNK = 1 << 20
+
+
+class OnlineRequest(BaseModel):
+    """`POST /v1/features/online`: current values of `features` (default: all) for every key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feature_set: str = Field(max_length=63)
+    keys: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ONLINE_KEYS)
+    features: list[str] | None = Field(default=None, max_length=1000)
+    version: int | None = Field(default=None, ge=1)
+    project: str | None = Field(default=None, max_length=63, description="Needed when the name is in several.")
+
+
+def resolve_project(engine: FeatureEngine, projects: list[str], name: str, project: str | None) -> str:
+    """The project a feature-set name belongs to (given, or the only one that has it)."""
+    if project:
+        return project
+    having = [p for p in projects if any(fs.name == name for fs in engine.definitions(project=p))]
+    if not having:
+        raise NotFound(f"feature set {name!r} is not applied on this agent", field="feature_set")
+    if len(having) > 1:
+        raise InvalidInput(
+            f"feature set {name!r} exists in projects {', '.join(having)}; name the project", field="project"
+        )
+    return having[0]
+
+
+def features_router(*, service: FeatureService, store: ObjectStore | None, verifier: TokenVerifier) -> APIRouter:
+    """The routes over `service`'s engine; tokens are checked with `verifier` (cached, offline)."""
+    router = APIRouter(prefix="/v1/features", tags=["features"])
+    engine, projects = service.engine, service.projects
+    spool = engine.home / "spool"
+
+    def claims(request: Request) -> DataPlaneClaims:
+        return verifier.verify_header(request.headers.get("authorization"))
+
+    @router.post("/online")
+    def get_online(body: OnlineRequest, c: DataPlaneClaims = Depends(claims)) -> JSONResponse:
+        """One round trip to the online store; values older than the TTL come back null."""
+        project = resolve_project(engine, projects(), body.feature_set, body.project)
+        rows = engine.get_online(body.feature_set, body.keys, body.features, body.version, project=project)
+        fs = engine.definition(body.feature_set, body.version, project=project)
+        for row in rows:
+            stamp = row.get("event_timestamp")
+            if stamp is not None and hasattr(stamp, "isoformat"):
+                row["event_timestamp"] = stamp.isoformat()
+        return JSONResponse({"feature_set": fs.name, "version": fs.version, "project": project, "rows": rows})
+
+    @router.post("/historical")
+    async def get_historical(
+        request: Request,
+        features: str = Query(..., description="Comma-separated set:feature references (set@2:f, set:*)."),
+        project: str | None = Query(default=None, max_length=63),
+        timestamp_column: str = Query(default="event_timestamp", max_length=63),
+        entities_format: str = Query(default="parquet", alias="format", pattern="^(parquet|csv)$"),
+        entities: str | None = Query(
+            default=None, description=f"A {URI_SCHEME}<key> in this agent's store instead of an uploaded file."
+        ),
+        full_feature_names: bool = False,
+        c: DataPlaneClaims = Depends(claims),
+    ) -> FileResponse:
+        """The entity rows (the request body: Parquet or CSV) joined point-in-time with the features;
+        the answer is a Parquet file with every entity row, in order, nulls where nothing is in the TTL."""
+        refs = [r.strip() for r in features.split(",") if r.strip()]
+        if not refs:
+            raise InvalidInput("features must name at least one set:feature", field="features")
+        names = {parse_ref(r)[0] for r in refs}
+        known = projects()
+        resolved = {resolve_project(engine, known, name, project) for name in sorted(names)}
+        if len(resolved) > 1:
+            raise InvalidInput("all features of one request must come from one project; name it", field="project")
+        spool.mkdir(parents=True, exist_ok=True)
+        run = uuid.uuid4().hex
+        entity_path = spool / f"entities-{run}.{entities_format}"
+        out_path = spool / f"features-{run}.parquet"
+        try:
+            if entities:
+                await asyncio.to_thread(_from_store, store, entities, entity_path)
+            else:
+                await _spool_body(request, entity_path)
+            result = await asyncio.to_thread(
+                engine.get_historical,
+                entity_path,
+                refs,
+                out_path,
+                project=resolved.pop(),
+                timestamp_column=timestamp_column,
+                full_feature_names=full_feature_names,
+            )
+        except BaseException:
+            with contextlib.suppress(OSError):
+                out_path.unlink()
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                entity_path.unlink()
+        return FileResponse(
+            out_path,
+            media_type="application/vnd.apache.parquet",
+            filename="features.parquet",
+            headers={"X-Rows": str(result.rows)},
+            background=BackgroundTask(out_path.unlink, missing_ok=True),
+        )
+
+    return router
+
+
+async def _spool_body(request: Request, path: Path) -> None:
+    size = 0
+    with open(path, "wb") as handle:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_ENTITY_BYTES:
+                raise InvalidInput(f"the entity file is larger than {MAX_ENTITY_BYTES} bytes", field="entities")
+            handle.write(chunk)
+    if size == 0:
+        raise InvalidInput("send the entity rows (Parquet or CSV) as the request body, or name them", field="entities")
+
+
+def _from_store(store: ObjectStore | None, uri: str, path: Path) -> None:
+    if store is None or not uri.startswith(URI_SCHEME):
+        raise InvalidInput(f"entities must be a {URI_SCHEME}<key> in this agent's store", field="entities")
+    try:
+        store.get_to_file(uri[len(URI_SCHEME) :], path)
+    except NotFound as exc:
+        raise NotFound(f"no object {uri} in this agent's store", field="entities") from exc

@@ -1,0 +1,274 @@
+"""The agent's feature store as the control plane drives it (features.apply / features.materialize
+specs) and as users read it (POST /v1/features/online and /historical, JWT-checked), through the
+real app over a real engine; what goes into the outbox is metadata only."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi.testclient import TestClient
+
+from data_plane_agent.api.app import create_app
+from data_plane_agent.features import FeatureEngine, SqliteOnlineStore
+from data_plane_agent.features.service import FeatureService
+from data_plane_agent.link.client import LinkState
+from data_plane_agent.link.identity import AgentHome
+from data_plane_agent.link.outbox import Outbox
+from data_plane_agent.storage import LocalObjectStore
+from mallard.features import FeatureSet, load_definitions
+from shared import features as contract
+from shared.errors import InvalidInput, NotFound
+from shared.jwt_tokens import sign
+from tests.helpers import feature_repo
+from tests.helpers.feature_repo import DRIVERS, START, rating, trips, write_entities, write_repo
+
+TENANT = "ten_features"
+EVENT_KEYS = {
+    contract.MATERIALIZATION_EVENT: {"job_id", "status", "rows_done", "rows_total", "error_summary", "at"},
+    contract.FRESHNESS_EVENT: {
+        "project",
+        "name",
+        "version",
+        "last_materialized_at",
+        "offline_rows",
+        "online_keys",
+        "at",
+    },
+}
+
+
+@dataclass
+class Plane:
+    client: TestClient
+    service: FeatureService
+    outbox: Outbox
+    repo: Path
+    private_pem: bytes
+
+    def headers(self, tenant: str = TENANT) -> dict[str, str]:
+        token = sign(self.private_pem, subject="usr_1", tenant_id=tenant, role="viewer", ttl_seconds=300)
+        return {"Authorization": f"Bearer {token}"}
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.type, json.loads(e.payload_json)) for e in self.outbox.unacked(limit=10_000)]
+
+    def apply_spec(self, *definitions: FeatureSet, project: str = "rides") -> dict[str, Any]:
+        return {
+            "tenant_id": TENANT,
+            "definitions": [
+                {
+                    "project": project,
+                    "name": d.name,
+                    "version": d.version,
+                    "kind": d.kind,
+                    "fingerprint": d.fingerprint,
+                    "definition": d.to_dict(),
+                }
+                for d in definitions
+            ],
+        }
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Iterator[Plane]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    home = AgentHome(tmp_path / "home")
+    home.prepare()
+    home.identity_file.write_text(json.dumps({"tenant_id": TENANT, "agent_id": "agt_1"}))
+    home.jwt_public_key.write_bytes(public)
+    store = LocalObjectStore(tmp_path / "store")
+    engine = FeatureEngine(
+        home.root, store, SqliteOnlineStore(tmp_path / "online.sqlite"), TENANT, memory_limit="256MB", threads=1
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    service = FeatureService(engine, outbox=outbox, schedule_interval_seconds=3600)
+    service.start()
+    app = create_app(home, LinkState(), store=store, features=service)
+    with TestClient(app) as client:
+        yield Plane(client, service, outbox, write_repo(tmp_path / "repo"), private)
+    service.shutdown()
+    engine.close()
+    outbox.close()
+
+
+def driver_stats(plane: Plane) -> FeatureSet:
+    (fs,) = [d for d in load_definitions(plane.repo) if isinstance(d, FeatureSet)]
+    return fs
+
+
+def materialized(plane: Plane) -> FeatureSet:
+    fs = driver_stats(plane)
+    plane.service.apply(plane.apply_spec(fs))
+    spec = {"job_id": "mat_1", "project": "rides", "name": fs.name, "version": 1, "start": None, "end": None}
+    assert plane.service.materialize(spec) == {"job_id": "mat_1", "accepted": True}
+    plane.service.wait("mat_1", timeout=60)
+    return fs
+
+
+def test_apply_then_materialize_reports_progress_and_freshness_as_metadata_only(plane: Plane) -> None:
+    fs = driver_stats(plane)
+    result = plane.service.apply(plane.apply_spec(fs))
+    assert result["applied"] == [
+        {
+            "project": "rides",
+            "name": "driver_stats",
+            "version": 1,
+            "kind": "feature_set",
+            "fingerprint": fs.fingerprint,
+            "changed": True,
+        }
+    ]
+    assert plane.service.apply(plane.apply_spec(fs))["applied"][0]["changed"] is False
+    materialized(plane)
+    # A redelivered command does not run the job twice.
+    again = {"job_id": "mat_1", "project": "rides", "name": fs.name, "version": 1, "start": None, "end": None}
+    assert plane.service.materialize(again)["accepted"]
+    events = plane.events()
+    jobs = [p for t, p in events if t == contract.MATERIALIZATION_EVENT]
+    assert jobs[0]["status"] == "RUNNING" and jobs[-1]["status"] == "SUCCEEDED"
+    assert jobs[-1]["rows_done"] == len(DRIVERS) * feature_repo.DAYS
+    assert [j["status"] for j in jobs].count("SUCCEEDED") == 1
+    fresh = [p for t, p in events if t == contract.FRESHNESS_EVENT][-1]
+    assert (fresh["offline_rows"], fresh["online_keys"]) == (len(DRIVERS) * feature_repo.DAYS, len(DRIVERS))
+    assert fresh["last_materialized_at"] is not None
+    for type_, payload in events:
+        assert set(payload) <= EVENT_KEYS[type_], payload
+        text = json.dumps(payload)
+        assert str(rating(3, 2)) not in text  # no feature value travels
+
+
+def test_online_values_are_the_latest_per_key_in_one_call(plane: Plane) -> None:
+    materialized(plane)
+    body = {"feature_set": "driver_stats", "keys": [{"driver_id": d} for d in (3, 99, 1)]}
+    response = plane.client.post("/v1/features/online", json=body, headers=plane.headers())
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["feature_set"], answer["version"], answer["project"]) == ("driver_stats", 1, "rides")
+    last = feature_repo.DAYS - 1
+    rows = answer["rows"]
+    assert [r["driver_id"] for r in rows] == [3, 99, 1]
+    assert (rows[0]["trips_today"], rows[0]["rating"]) == (trips(3, last), rating(3, last))
+    assert rows[1]["trips_today"] is None and rows[1]["rating"] is None  # an unknown key is all nulls
+    assert rows[2]["trips_today"] == trips(1, last)
+    only = plane.client.post(
+        "/v1/features/online", json={**body, "features": ["rating"]}, headers=plane.headers()
+    ).json()["rows"]
+    assert set(only[0]) == {"driver_id", "rating", "event_timestamp"}
+
+
+def test_online_refuses_bad_requests_naming_the_field(plane: Plane) -> None:
+    materialized(plane)
+    cases = [
+        ({"feature_set": "driver_stats", "keys": [{"driver": 1}]}, 422, "keys"),
+        ({"feature_set": "driver_stats", "keys": [{"driver_id": 1}], "features": ["speed"]}, 422, "features"),
+        ({"feature_set": "nope", "keys": [{"driver_id": 1}]}, 404, "feature_set"),
+        ({"feature_set": "driver_stats", "keys": []}, 422, None),
+    ]
+    for body, status, field in cases:
+        response = plane.client.post("/v1/features/online", json=body, headers=plane.headers())
+        assert response.status_code == status, (body, response.text)
+        if field:
+            assert response.json()["error"]["field"] == field, response.text
+    unauthenticated = plane.client.post("/v1/features/online", json=cases[0][0])
+    assert unauthenticated.status_code == 401
+    other_tenant = plane.client.post("/v1/features/online", json=cases[0][0], headers=plane.headers("ten_other"))
+    assert other_tenant.status_code == 403
+
+
+def test_historical_is_point_in_time_correct_for_every_entity_row(plane: Plane, tmp_path: Path) -> None:
+    materialized(plane)
+    rows = [
+        (2, START + timedelta(days=1, hours=1)),  # day 1's row
+        (2, START + timedelta(hours=-1)),  # before any row: nulls
+        (4, START + timedelta(days=5)),  # last row is 3 days old, TTL is 2 days: nulls
+        (7, START + timedelta(days=1)),  # unknown driver: nulls
+        (1, START + timedelta(days=2)),  # exactly at day 2's event time
+    ]
+    entities = write_entities(tmp_path / "entities.parquet", rows)
+    response = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:trips_today,driver_stats:rating"},
+        content=entities.read_bytes(),
+        headers=plane.headers(),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-rows"] == str(len(rows))
+    table = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    assert [r["driver_id"] for r in table] == [r[0] for r in rows]
+    assert [r["trips_today"] for r in table] == [trips(2, 1), None, None, None, trips(1, 2)]
+    assert table[0]["rating"] == rating(2, 1)
+    assert not list((plane.service.engine.home / "spool").iterdir())  # nothing left behind
+
+
+@pytest.mark.parametrize(
+    ("rows", "with_ts", "field"),
+    [
+        ([(1, START)], False, "event_timestamp"),
+        ([(None, START), (2, START)], True, "driver_id"),
+    ],
+)
+def test_entity_files_missing_keys_or_timestamps_are_refused(
+    plane: Plane, tmp_path: Path, rows: list, with_ts: bool, field: str
+) -> None:
+    materialized(plane)
+    entities = write_entities(tmp_path / "entities.parquet", rows, with_ts=with_ts)
+    response = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:trips_today"},
+        content=entities.read_bytes(),
+        headers=plane.headers(),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert not list((plane.service.engine.home / "spool").iterdir())
+    garbage = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:trips_today"},
+        content=b"not parquet",
+        headers=plane.headers(),
+    )
+    assert garbage.status_code == 422 and garbage.json()["error"]["field"] == "entities"
+
+
+def test_bad_definitions_and_unknown_sets_change_nothing(plane: Plane) -> None:
+    fs = driver_stats(plane)
+    bad = fs.to_dict()
+    bad["features"] = [*bad["features"], {"name": "speed", "type": "float", "description": ""}]
+    spec = plane.apply_spec(fs)
+    spec["definitions"][0]["definition"] = bad
+    with pytest.raises(InvalidInput) as err:
+        plane.service.apply(spec)
+    assert "speed" in err.value.message
+    assert plane.service.projects() == [] or plane.service.engine.definitions(project="rides") == []
+    with pytest.raises(NotFound):
+        plane.service.materialize({"job_id": "m", "project": "rides", "name": "nope", "version": 1})
+    assert plane.events() == []
+
+
+def test_a_schedule_queues_an_incremental_run_when_it_fires(plane: Plane) -> None:
+    import dataclasses
+
+    fs = dataclasses.replace(driver_stats(plane), schedule="@hourly")
+    plane.service.apply(plane.apply_spec(fs))
+    assert (
+        plane.service.tick(datetime(2026, 11, 28, 9, 59, tzinfo=UTC), since=datetime(2026, 11, 28, 9, 1, tzinfo=UTC))
+        == []
+    )
+    assert plane.service.tick(datetime(2026, 11, 28, 10, 0, 5, tzinfo=UTC)) == ["driver_stats:v1"]
+    plane.service.wait("schedule:rides/driver_stats/v1", timeout=60)
+    fresh = [p for t, p in plane.events() if t == contract.FRESHNESS_EVENT][-1]
+    assert fresh["online_keys"] == len(DRIVERS)
