@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def write_repo(directory: Path, *, definitions: str = DEFINITIONS) -> Path:
     return directory
 
 
-def write_entities(path: Path, rows: list[tuple[int | None, datetime | None]], *, with_ts: bool = True) -> Path:
+def write_entities(path: Path, rows: Sequence[tuple[int | None, datetime | None]], *, with_ts: bool = True) -> Path:
     """An entity frame: driver_id and (unless with_ts=False) event_timestamp."""
     import pyarrow as pa
     import pyarrow.parquet as pq
