@@ -1,8 +1,8 @@
 """Batch and streaming jobs: a deployment's build run over data instead of behind an endpoint.
 
 The serving engine starts the deployment's replicas, then calls `run_job` with a `predict`
-callable bound to them. Batch jobs return when every input row is scored (JobStopped if `stop`
-interrupts them first; they resume from their checkpoint). Streaming jobs run until `stop`.
+callable bound to them. Batch jobs return when every input row is scored, or early when `stop`
+is set (they resume from their checkpoint next time). Streaming jobs run until `stop` is set.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from data_plane_agent.jobs.batch import JobStopped, run_batch
+from data_plane_agent.jobs.batch import run_batch
 from data_plane_agent.storage import ObjectStore
 from shared.errors import InvalidInput
 from shared.serving import ApplySpec, DeploymentKind, StatusPayload
@@ -40,4 +40,4 @@ async def run_job(
         raise InvalidInput(f"run_job runs batch and streaming deployments, not {kind!r}", field="kind")
 
 
-__all__ = ["JobStopped", "run_job"]
+__all__ = ["run_job"]

@@ -41,10 +41,6 @@ PROGRESS_SECONDS = 1.0
 PART = "part-{:06d}.parquet"
 
 
-class JobStopped(Exception):
-    """The job was asked to stop (agent shutdown, undeploy) before it finished; it resumes later."""
-
-
 @dataclass
 class Checkpoint:
     """How far a batch job got: every part below `next_part` is written."""
@@ -147,7 +143,11 @@ async def run_batch(
     store: ObjectStore,
     stop: asyncio.Event,
 ) -> None:
-    """Score the whole input (or what is left of it after a crash); JobStopped if `stop` interrupts it."""
+    """Score the whole input (or what is left of it after a crash).
+
+    Returns early when `stop` is set (the caller knows it asked): the parts written so far stay,
+    and the next run resumes after them.
+    """
     batch = spec.get("batch")
     if not batch:
         raise InvalidInput("a batch deployment needs batch.input and batch.output", field="batch")
@@ -208,7 +208,8 @@ async def _score(
                 number, first_row, table = item
                 inflight.append((number, first_row, table, asyncio.ensure_future(predict(table))))
             if stop.is_set():
-                raise JobStopped(f"stopped at {checkpoint.rows_done} of {source.rows_total} rows")
+                log.info("batch stopped at %d of %d rows; it resumes there", checkpoint.rows_done, source.rows_total)
+                return
             if not inflight:
                 break
             number, first_row, table, task = inflight.popleft()

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from data_plane_agent.jobs import JobStopped, run_job
+from data_plane_agent.jobs import run_job
 from data_plane_agent.storage import LocalObjectStore
 from data_plane_agent.storage.s3 import S3ObjectStore
 from shared.errors import InvalidInput, ModelFailed
@@ -120,8 +120,8 @@ def test_a_stopped_job_resumes_where_it_stopped_and_a_finished_one_is_not_redone
         return await predict(table)
 
     stop = asyncio.Event()
-    with pytest.raises(JobStopped):
-        _run(spec, tmp_path / "home", store, stopping_predict, stop)
+    stopped = _run(spec, tmp_path / "home", store, stopping_predict, stop)  # returns early, no error
+    assert stopped[-1]["rows_done"] < 50_000
     written = len(list((tmp_path / "out").glob("part-*")))
     assert 0 < written < 17
     reports = _run(spec, tmp_path / "home", store)
