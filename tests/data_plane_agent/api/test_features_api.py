@@ -54,6 +54,7 @@ class Plane:
     outbox: Outbox
     repo: Path
     private_pem: bytes
+    home: AgentHome
 
     def headers(self, tenant: str = TENANT) -> dict[str, str]:
         token = sign(self.private_pem, subject="usr_1", tenant_id=tenant, role="viewer", ttl_seconds=300)
@@ -99,7 +100,7 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
     service.start()
     app = create_app(home, LinkState(), store=store, features=service)
     with TestClient(app) as client:
-        yield Plane(client, service, outbox, write_repo(tmp_path / "repo"), private)
+        yield Plane(client, service, outbox, write_repo(tmp_path / "repo"), private, home)
     service.shutdown()
     engine.close()
     outbox.close()
@@ -272,3 +273,55 @@ def test_a_schedule_queues_an_incremental_run_when_it_fires(plane: Plane) -> Non
     plane.service.wait("schedule:rides/driver_stats/v1", timeout=60)
     fresh = [p for t, p in plane.events() if t == contract.FRESHNESS_EVENT][-1]
     assert fresh["online_keys"] == len(DRIVERS)
+
+
+def test_grpc_online_features_match_rest_and_check_the_token(plane: Plane) -> None:
+    import asyncio
+
+    import grpc
+
+    from data_plane_agent.api.tokens import TokenVerifier
+    from data_plane_agent.grpc_features import OnlineFeaturesServicer, from_value, to_value
+    from data_plane_agent.grpc_server import grpc_server
+    from shared.protos.mallard.v1 import features_pb2, features_pb2_grpc
+
+    materialized(plane)
+    keys = [{"driver_id": d} for d in (5, 42)]
+    rest = plane.client.post(
+        "/v1/features/online", json={"feature_set": "driver_stats", "keys": keys}, headers=plane.headers()
+    ).json()["rows"]
+    verifier = TokenVerifier(plane.home.jwt_public_key, tenant_id=TENANT)
+
+    async def call() -> None:
+        servicer = OnlineFeaturesServicer(plane.service)
+        async with (
+            grpc_server(verifier=verifier, services=[servicer.add_to_server]) as (
+                _server,
+                port,
+            ),
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        ):
+            stub = features_pb2_grpc.OnlineFeaturesStub(channel)
+            request = features_pb2.GetOnlineFeaturesRequest(
+                feature_set="driver_stats",
+                keys=[features_pb2.EntityKey(columns={"driver_id": to_value(k["driver_id"])}) for k in keys],
+            )
+            metadata = (("authorization", plane.headers()["Authorization"]),)
+            answer = await stub.GetOnlineFeatures(request, metadata=metadata)
+            assert list(answer.features) == ["trips_today", "rating"]
+            assert (answer.feature_set, answer.version, answer.project) == ("driver_stats", 1, "rides")
+            got = [{f: from_value(v) for f, v in zip(answer.features, row.values, strict=True)} for row in answer.rows]
+            assert got == [{f: r[f] for f in ("trips_today", "rating")} for r in rest]
+            assert [row.found for row in answer.rows] == [True, False]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetOnlineFeatures(request)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            bad = features_pb2.GetOnlineFeaturesRequest(
+                feature_set="driver_stats", keys=request.keys, features=["speed"]
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as invalid:
+                await stub.GetOnlineFeatures(bad, metadata=metadata)
+            assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "speed" in (invalid.value.details() or "")
+
+    asyncio.run(call())
