@@ -13,7 +13,10 @@ from data_plane_agent.api.app import create_app
 from data_plane_agent.api.inputs import InputLimits
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds.wiring import build_manager_from_settings, store_from_settings
+from data_plane_agent.commands.features import attach_feature_service
 from data_plane_agent.commands.handlers import attach_build_manager, attach_serving_engine, enable_capability
+from data_plane_agent.features.wiring import close_feature_service, feature_service_from_settings
+from data_plane_agent.grpc_features import OnlineFeaturesServicer
 from data_plane_agent.grpc_predict import PredictionServicer
 from data_plane_agent.grpc_server import start_data_plane_grpc
 from data_plane_agent.lake.wiring import lake_from_settings
@@ -100,6 +103,19 @@ class Agent:
         lake.logging_enabled = engine.logging_enabled
         await engine.start()
         attach_serving_engine(self.home.root, engine)
+        # The feature store: applied definitions, schedules and stream consumers come back first.
+        features = await asyncio.to_thread(
+            feature_service_from_settings,
+            self.settings,
+            home=self.home.root,
+            store=store,
+            outbox=outbox,
+            tenant_id=self.home.identity().tenant_id,
+            notify=notify,
+        )
+        await asyncio.to_thread(features.start)
+        attach_feature_service(self.home.root, features)
+        enable_capability("features")
         limits = InputLimits(max_rows=self.settings.predict_max_rows, max_bytes=self.settings.predict_max_bytes)
         app = create_app(
             self.home,
@@ -110,10 +126,13 @@ class Agent:
             engine=engine,
             predict_limits=limits,
             lake_query=lake_query,
+            features=features,
         )
         verifier = TokenVerifier(self.home.jwt_public_key, tenant_id=self.home.identity().tenant_id)
         grpc_api = await start_data_plane_grpc(
-            self.settings, verifier=verifier, services=[PredictionServicer(engine, limits).add_to_server]
+            self.settings,
+            verifier=verifier,
+            services=[PredictionServicer(engine, limits).add_to_server, OnlineFeaturesServicer(features).add_to_server],
         )
         config = uvicorn.Config(
             app,
@@ -141,6 +160,8 @@ class Agent:
             await grpc_api.stop(self.settings.shutdown_grace_seconds / 4)
         await engine.shutdown(self.settings.shutdown_grace_seconds / 2)
         await asyncio.to_thread(lake.close)
+        attach_feature_service(self.home.root, None)
+        await asyncio.to_thread(close_feature_service, features, self.settings.shutdown_grace_seconds / 4)
         self.link.stop()
         self._http.should_exit = True
         try:
