@@ -209,3 +209,13 @@ def test_a_torn_last_spool_line_is_skipped_on_replay(tmp_path: Path, step: str) 
     _lake(store, tmp_path).close()
     rows = LakeQuery(store).run("SELECT request_id FROM predictions ORDER BY request_id").rows
     assert rows == [["r0"], ["r1"], ["r2"]]
+
+
+def test_a_query_running_too_long_is_interrupted(tmp_path: Path) -> None:
+    from data_plane_agent.lake import QueryTimeout
+
+    query = LakeQuery(LocalObjectStore(tmp_path / "store"), timeout_s=0.5)
+    with pytest.raises(QueryTimeout) as slow:
+        query.run("SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b")
+    assert slow.value.http_status == 504 and slow.value.field == "sql"
+    assert query.run("SELECT 42").rows == [[42]]
