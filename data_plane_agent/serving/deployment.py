@@ -71,6 +71,7 @@ class Deployment:
         self.state = DeploymentState.PENDING
         self.message = ""
         self.final_state: DeploymentState | None = None  # a batch job's outcome, or STOPPED
+        self.silent = False  # while winding down: the final state is reported once, at the end
         self.problems: dict[str, str] = {}  # variation -> why its target cannot run
         self.wake = asyncio.Event()
         self.reconciling = False
@@ -276,7 +277,8 @@ class Deployment:
                 state = DeploymentState.DEGRADED if serving else DeploymentState.PENDING
             message = "; ".join(self.problems.values())[:500]
         self.state, self.message = state, message or ""
-        self.report(self)
+        if not self.silent:
+            self.report(self)
 
     def status(self) -> StatusPayload:
         replicas = [

@@ -150,7 +150,9 @@ class ServingEngine:
         deployment = self._deployments.get(deployment_id)
         if deployment is None:
             return {"deployment_id": deployment_id, "deleted": False}
+        deployment.silent = True
         await self._stop(deployment)
+        deployment.silent = False
         deployment.final_state = DeploymentState.STOPPED
         deployment.message = ""
         deployment.refresh_state()

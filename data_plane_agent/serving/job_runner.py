@@ -102,8 +102,10 @@ class JobRunner:
         if state_db is not None and deployment.kind == DeploymentKind.BATCH:
             state_db.finish(deployment.id, deployment.revision, state, now_ms=int(time.time() * 1000))
         self._tasks.pop(deployment.id, None)
-        deployment.final_state, deployment.message = state, message
         if deployment.task is not None:
             deployment.task.cancel()
+        deployment.silent = True
         await asyncio.gather(*(deployment.retire(r) for r in list(deployment.replicas)))
+        deployment.silent = False
+        deployment.final_state, deployment.message = state, message
         deployment.refresh_state()
