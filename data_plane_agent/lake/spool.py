@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import astuple, fields
+from dataclasses import fields
 from pathlib import Path
 
 from data_plane_agent.lake.records import PredictionRecord
@@ -28,7 +28,7 @@ SUFFIX = ".jsonl"
 
 def encode(record: PredictionRecord) -> bytes:
     """One spool line: the record's fields as a JSON array, in dataclass order."""
-    return json.dumps(astuple(record), separators=(",", ":")).encode() + b"\n"
+    return json.dumps([getattr(record, name) for name in _FIELDS], separators=(",", ":")).encode() + b"\n"
 
 
 def decode(line: bytes) -> PredictionRecord:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -72,12 +71,11 @@ def partition_dir(model: str, date: str, hour: int) -> str:
 
 def to_file_table(records: Iterable[PredictionRecord]) -> pa.Table:
     """Records as a table in the file schema (timestamps become UTC datetimes at ms precision)."""
-    columns: dict[str, list[object]] = {name: [] for name in FILE_SCHEMA.names}
-    for record in records:
-        row = asdict(record)
-        row["timestamp"] = row.pop("timestamp_ms")
-        for name in FILE_SCHEMA.names:
-            columns[name].append(row[name])
+    records = list(records)
+    columns = {
+        name: [getattr(r, "timestamp_ms" if name == "timestamp" else name) for r in records]
+        for name in FILE_SCHEMA.names
+    }
     arrays = []
     for field in FILE_SCHEMA:
         values = columns[field.name]
