@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from bench.feature_store.checks import reference, verdict
 from bench.feature_store.data import Dataset, Spec, generate, window_start
 from bench.feature_store.feast_side import Feast, ensure_feast
-from bench.feature_store.mallard_side import Mallard, mallard_missing
+from bench.feature_store.mallard_side import Mallard, http_missing, mallard_missing
 from bench.feature_store.procs import cpus, run_op
 from bench.feature_store.report import goals, latency_summary, render
 from bench.fleet.processes import Children
@@ -81,7 +81,7 @@ def _shapes(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     return [("1x50", 1, args.requests), ("100x50", 100, args.batch_requests)]
 
 
-def _online(system: System, args: argparse.Namespace, children: Children, work: Path) -> dict[str, Any]:
+def _online(system: System, args: argparse.Namespace, children: Children, work: Path, http: bool) -> dict[str, Any]:
     """p50/p99 in-process (the driver, one process) and over HTTP (server and load generator pinned apart)."""
     load_cpu, server_cpu = cpus()
     features = args.sets * args.features
@@ -91,7 +91,7 @@ def _online(system: System, args: argparse.Namespace, children: Children, work: 
         a = op.answer
         out["in-process"][shape] = latency_summary(a["latencies"], a["values"], requests * batch * features)
         _log(f"  {system.name} online in-process {shape}: p99 {out['in-process'][shape]['p99_ms']:.2f} ms")
-    if args.no_http:
+    if not http:
         return out
     server, port = system.serve(server_cpu)
     out["http"] = {}
@@ -150,7 +150,7 @@ def measure_feast(
         out["materialize"][store] = _materialize_row(feast.materialize(store), dataset)
         _log(f"  materialization {out['materialize'][store]['seconds']:.2f} s")
     feast.online_store = "duckdb" if "duckdb" in args.feast_stores else args.feast_stores[0]
-    out["online"] = _online(feast, args, children, work)
+    out["online"] = _online(feast, args, children, work, not args.no_http)
     return out
 
 
@@ -165,7 +165,7 @@ def measure_mallard(
     op, path = ours.historical()
     out["historical"] = _historical_row(op, dataset, path, ref)
     _log(f"  historical {op.answer['seconds']:.2f} s, {out['historical']['verdict']['missing_rows']} rows missing")
-    out["online"] = _online(ours, args, children, work)
+    out["online"] = _online(ours, args, children, work, not args.no_http and not http_missing())
     return out
 
 
@@ -208,6 +208,8 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
         missing = mallard_missing()
         if missing:
             notes.append(f"mallard not measured: {missing}")
+        elif not args.no_http and http_missing():
+            notes.append(f"mallard not measured over HTTP: {http_missing()}")
         else:
             data["mallard"] = measure_mallard(args, dataset, ref, work, children)
     if not args.no_feast:

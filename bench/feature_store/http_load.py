@@ -6,6 +6,7 @@ own CPU (the server under test gets the other):
 
 CONFIG: {"port": int, "path": str, "headers": {...}, "bodies": [json, ...], "warmup": int,
 "count_values": "feast" | "mallard"}; the bodies are sent in order, the first `warmup` unmeasured.
+A body that is a list is one measured request made of several calls on the connection, in turn.
 Prints `RESULT {"latencies": [...], "values": n, "errors": n}`.
 """
 
@@ -18,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+SKIP = ("driver_id", "event_timestamp")
+
 
 def count_values(kind: str, answer: Any) -> int:
     """Feature values that are not null in one response (Feast's or ours)."""
@@ -25,20 +28,7 @@ def count_values(kind: str, answer: Any) -> int:
         names = answer["metadata"]["feature_names"]
         results = answer["results"]
         return sum(v is not None for n, r in zip(names, results, strict=True) if n != "driver_id" for v in r["values"])
-    return _count_nested(answer)
-
-
-def _count_nested(answer: Any) -> int:
-    """Ours: every non-null scalar under the response's `rows` / `values` (the key columns excluded)."""
-    rows = answer.get("rows") if isinstance(answer, dict) else None
-    if rows is None:
-        return -1
-    found = 0
-    for row in rows:
-        values = row.get("values", row) if isinstance(row, dict) else row
-        if isinstance(values, dict):
-            found += sum(v is not None for k, v in values.items() if k not in ("driver_id", "key", "keys"))
-    return found
+    return sum(v is not None for row in answer["rows"] for k, v in row.items() if k not in SKIP)
 
 
 def main() -> None:
@@ -47,22 +37,26 @@ def main() -> None:
     connection = http.client.HTTPConnection("127.0.0.1", config["port"], timeout=60)
     latencies: list[float] = []
     values = errors = 0
-    for index, body in enumerate(config["bodies"]):
-        payload = json.dumps(body).encode()
+    for index, request in enumerate(config["bodies"]):
+        calls = request if isinstance(request, list) else [request]  # a list: several calls, timed together
+        payloads = [json.dumps(body).encode() for body in calls]
+        answers: list[tuple[int, bytes]] = []
         started = time.perf_counter()
-        connection.request("POST", config["path"], body=payload, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
+        for payload in payloads:
+            connection.request("POST", config["path"], body=payload, headers=headers)
+            response = connection.getresponse()
+            answers.append((response.status, response.read()))
         elapsed = time.perf_counter() - started
         if index < config["warmup"]:
             continue
         latencies.append(elapsed)
-        if response.status != 200:
-            errors += 1
-            if errors == 1:
-                print(f"HTTP {response.status}: {data[:500]!r}", file=sys.stderr, flush=True)
-            continue
-        values += count_values(config["count_values"], json.loads(data))
+        for status, data in answers:
+            if status != 200:
+                errors += 1
+                if errors == 1:
+                    print(f"HTTP {status}: {data[:500]!r}", file=sys.stderr, flush=True)
+                continue
+            values += count_values(config["count_values"], json.loads(data))
     connection.close()
     print("RESULT " + json.dumps({"latencies": latencies, "values": values, "errors": errors}), flush=True)
 

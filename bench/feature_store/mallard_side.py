@@ -5,15 +5,18 @@ serves `POST /v1/features/online` for the HTTP figures (`mallard_server.py`)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.feature_store.data import ENTITY_KEY, TIMESTAMP, Dataset
-from bench.feature_store.procs import OpResult, run_op
-from bench.fleet.processes import Child, Children
+from bench.feature_store.procs import OpResult, pinned, run_op
+from bench.fleet.processes import Child, Children, child_env, free_port
 
 DRIVER = Path(__file__).with_name("mallard_driver.py")
+SERVER = Path(__file__).with_name("mallard_server.py")
+PROJECT = "bench"  # as mallard_driver.py applies the definitions
 
 
 def mallard_missing() -> str | None:
@@ -80,10 +83,31 @@ class Mallard:
         return self._op(f"online-{batch}", batch=batch, requests=requests, warmup=warmup, seed=seed)
 
     def serve(self, cpu: int | None) -> tuple[Child, int]:
-        raise NotImplementedError(http_missing() or "not wired yet")
+        """The data-plane REST app alone under uvicorn on 127.0.0.1, pinned to `cpu`."""
+        port = free_port()
+        token_file = self.work / "token"
+        config = self.work / "server.json"
+        config.write_text(json.dumps({"home": str(self.home), "port": port, "token_file": str(token_file)}))
+        argv = pinned([sys.executable, str(SERVER), str(config)], cpu)
+        child = self.children.start_server("mallard-serve", argv, child_env({}), [port])
+        self.token = token_file.read_text()
+        return child, port
 
     def http_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def http_bodies(self, keys: list[list[int]]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    def http_bodies(self, keys: list[list[int]]) -> list[Any]:
+        """One request of the benchmark = one POST per feature set (the route takes one set per call)."""
+        spec = self.dataset.spec
+        return [
+            [
+                {
+                    "feature_set": spec.set_name(i),
+                    "project": PROJECT,
+                    "keys": [{ENTITY_KEY: k} for k in batch],
+                    "features": spec.feature_names(i),
+                }
+                for i in range(spec.sets)
+            ]
+            for batch in keys
+        ]
