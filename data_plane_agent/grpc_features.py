@@ -9,7 +9,6 @@ from typing import Any
 
 from grpc import aio
 
-from data_plane_agent.api.routes_features import resolve_project
 from data_plane_agent.features.service import FeatureService
 from shared.errors import InvalidInput, MallardError
 from shared.protos.mallard.v1 import features_pb2, features_pb2_grpc
@@ -58,7 +57,7 @@ class OnlineFeaturesServicer(features_pb2_grpc.OnlineFeaturesServicer):
             raise InvalidInput("feature_set is required", field="feature_set")
         if not request.keys or len(request.keys) > MAX_KEYS:
             raise InvalidInput(f"keys must hold 1 to {MAX_KEYS} entity keys", field="keys")
-        project = resolve_project(engine, self.service.projects(), request.feature_set, request.project or None)
+        project = self.service.project_of(request.feature_set, request.project or None)
         version = request.version or None
         fs = engine.definition(request.feature_set, version, project=project)
         wanted = list(request.features) or list(fs.feature_types)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mallard.feature_refs import FeatureRef
 from mallard.model import Model
 from mallard.schema import Field, ModelSchema, SchemaError
 from mallard.tracking import log_metric, log_param
@@ -17,6 +18,8 @@ from shared import __version__
 
 if TYPE_CHECKING:
     from mallard.client import ApiError, ControlPlaneClient
+    from mallard.enrichment import enrich
+    from mallard.feature_store import FeatureStore
     from mallard.features import (
         Aggregation,
         CsvSource,
@@ -52,7 +55,9 @@ __all__ = [
     "Entity",
     "Feature",
     "FeatureDefinitionError",
+    "FeatureRef",
     "FeatureSet",
+    "FeatureStore",
     "Field",
     "Model",
     "ModelSchema",
@@ -62,6 +67,7 @@ __all__ = [
     "SqlSource",
     "StreamFeatureSet",
     "__version__",
+    "enrich",
     "log_metric",
     "log_param",
 ]
@@ -72,6 +78,14 @@ def __getattr__(name: str) -> Any:
         from mallard import client
 
         return getattr(client, name)
+    if name == "FeatureStore":
+        from mallard.feature_store import FeatureStore
+
+        return FeatureStore
+    if name == "enrich":
+        from mallard.enrichment import enrich
+
+        return enrich
     if name in _FEATURE_NAMES:
         from mallard import features
 

@@ -144,3 +144,43 @@ class DataPlaneClient:
                 for block in response.iter_bytes(CHUNK):
                     fh.write(block)
         return out
+
+    def online_features(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /v1/features/online`: current values of many keys x features in one call."""
+        result: dict[str, Any] = self._request("POST", "/v1/features/online", json=body).json()
+        return result
+
+    def historical_features(self, entities: Path, out: Path, params: dict[str, Any]) -> int:
+        """`POST /v1/features/historical`: upload the entity file, stream the Parquet answer to `out`.
+        Returns the number of rows (every entity row). Nothing is left at `out` on an error."""
+
+        def chunks() -> Iterator[bytes]:
+            with open(entities, "rb") as fh:
+                while block := fh.read(CHUNK):
+                    yield block
+
+        params = {"format": "csv" if entities.suffix.lower() == ".csv" else "parquet", **params}
+        try:
+            with self._http.stream(
+                "POST", "/v1/features/historical", params=params, content=chunks(), headers=self._headers()
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    try:
+                        err = response.json().get("error") or {}
+                    except ValueError:
+                        err = {"message": response.text[:300]}
+                    raise ApiError(
+                        err.get("message") or f"HTTP {response.status_code}",
+                        status=response.status_code,
+                        code=err.get("code", ""),
+                        field=err.get("field"),
+                    )
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with open(out, "wb") as fh:
+                    for block in response.iter_bytes(CHUNK):
+                        fh.write(block)
+                return int(response.headers.get("x-rows", "0"))
+        except httpx.HTTPError as exc:
+            out.unlink(missing_ok=True)
+            raise ApiError(f"cannot reach the data plane at {self.url}: {exc}") from exc

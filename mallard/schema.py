@@ -19,8 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mallard.feature_refs import FeatureRef
+
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mallard.enrichment import OnlineLookup
 
 
 class SchemaError(ValueError):
@@ -124,14 +128,41 @@ class Field:
 
 @dataclass(frozen=True)
 class ModelSchema:
-    """The typed inputs a model's `predict()` accepts and the outputs it returns."""
+    """The typed inputs a model's `predict()` accepts and the outputs it returns.
+
+    `features` are inputs read from the feature store (`mallard.FeatureRef("driver_stats:rating")`)
+    by the `entity_keys` input columns; the prediction gateway adds them to each request's frame
+    (`enrich`) before `predict` sees it.
+    """
 
     inputs: list[Field] = field(default_factory=list)
     outputs: list[Field] = field(default_factory=list)
+    features: list[FeatureRef] = field(default_factory=list)
+    entity_keys: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", list(self.inputs))
         object.__setattr__(self, "outputs", list(self.outputs))
+        try:
+            refs = [f if isinstance(f, FeatureRef) else FeatureRef(f) for f in self.features]
+        except ValueError as exc:
+            raise SchemaError(str(exc), field="features") from exc
+        object.__setattr__(self, "features", refs)
+        object.__setattr__(self, "entity_keys", list(self.entity_keys))
+        names = {f.name for f in self.inputs}
+        if refs and not self.entity_keys:
+            raise SchemaError("a schema with features needs entity_keys (the input columns to look them up by)")
+        for key in self.entity_keys:
+            if key not in names:
+                raise SchemaError(f"entity key {key!r} must be one of the inputs", field=key)
+        for ref in refs:
+            if ref.type is not None and ref.type not in FIELD_TYPES:
+                raise SchemaError(f"feature {ref.ref} has unknown type {ref.type!r}", field=ref.column)
+            if ref.column in names:
+                raise SchemaError(
+                    f"feature {ref.ref} clashes with input {ref.column!r}; give it an alias", field=ref.column
+                )
+            names.add(ref.column)
         for side, fields in (("inputs", self.inputs), ("outputs", self.outputs)):
             seen: set[str] = set()
             for f in fields:
@@ -162,11 +193,30 @@ class ModelSchema:
         for f in self.inputs:
             values = [f.example if f.example is not None else FIELD_TYPES[f.type].example(f.name, i) for i in range(n)]
             columns[f.name] = pd.Series(values, dtype=_example_dtype(f.type))
+        for ref in self.features:  # what the gateway adds from the feature store
+            if ref.type in FIELD_TYPES:
+                values = [FIELD_TYPES[ref.type].example(ref.column, i) for i in range(n)]
+                columns[ref.column] = pd.Series(values, dtype=_example_dtype(ref.type))
+            else:
+                columns[ref.column] = pd.Series([None] * n, dtype=object)
         return pd.DataFrame(columns, index=range(n))
+
+    def enrich(self, df: pd.DataFrame, lookup: OnlineLookup) -> pd.DataFrame:
+        """`df` with this schema's feature columns read online through `lookup` (see `mallard.enrichment`)."""
+        from mallard.enrichment import enrich
+
+        return enrich(df, self.features, lookup, entity_keys=self.entity_keys)
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as JSON-ready data."""
-        return {"inputs": [f.to_dict() for f in self.inputs], "outputs": [f.to_dict() for f in self.outputs]}
+        out: dict[str, Any] = {
+            "inputs": [f.to_dict() for f in self.inputs],
+            "outputs": [f.to_dict() for f in self.outputs],
+        }
+        if self.features:
+            out["features"] = [f.to_dict() for f in self.features]
+            out["entity_keys"] = list(self.entity_keys)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSchema:
@@ -174,6 +224,8 @@ class ModelSchema:
         return cls(
             inputs=[Field.from_dict(f) for f in data.get("inputs", [])],
             outputs=[Field.from_dict(f) for f in data.get("outputs", [])],
+            features=[FeatureRef.from_dict(f) for f in data.get("features", [])],
+            entity_keys=list(data.get("entity_keys", [])),
         )
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from data_plane_agent.api.tokens import TokenVerifier
-from data_plane_agent.features.engine import FeatureEngine, parse_ref
+from data_plane_agent.features.engine import parse_ref
 from data_plane_agent.features.service import FeatureService
 from data_plane_agent.storage import URI_SCHEME, ObjectStore
 from shared.errors import InvalidInput, NotFound
@@ -39,24 +39,10 @@ class OnlineRequest(BaseModel):
     project: str | None = Field(default=None, max_length=63, description="Needed when the name is in several.")
 
 
-def resolve_project(engine: FeatureEngine, projects: list[str], name: str, project: str | None) -> str:
-    """The project a feature-set name belongs to (given, or the only one that has it)."""
-    if project:
-        return project
-    having = [p for p in projects if any(fs.name == name for fs in engine.definitions(project=p))]
-    if not having:
-        raise NotFound(f"feature set {name!r} is not applied on this agent", field="feature_set")
-    if len(having) > 1:
-        raise InvalidInput(
-            f"feature set {name!r} exists in projects {', '.join(having)}; name the project", field="project"
-        )
-    return having[0]
-
-
 def features_router(*, service: FeatureService, store: ObjectStore | None, verifier: TokenVerifier) -> APIRouter:
     """The routes over `service`'s engine; tokens are checked with `verifier` (cached, offline)."""
     router = APIRouter(prefix="/v1/features", tags=["features"])
-    engine, projects = service.engine, service.projects
+    engine = service.engine
     spool = engine.home / "spool"
 
     def claims(request: Request) -> DataPlaneClaims:
@@ -65,7 +51,7 @@ def features_router(*, service: FeatureService, store: ObjectStore | None, verif
     @router.post("/online")
     def get_online(body: OnlineRequest, c: DataPlaneClaims = Depends(claims)) -> JSONResponse:
         """One round trip to the online store; values older than the TTL come back null."""
-        project = resolve_project(engine, projects(), body.feature_set, body.project)
+        project = service.project_of(body.feature_set, body.project)
         rows = engine.get_online(body.feature_set, body.keys, body.features, body.version, project=project)
         fs = engine.definition(body.feature_set, body.version, project=project)
         for row in rows:
@@ -93,8 +79,7 @@ def features_router(*, service: FeatureService, store: ObjectStore | None, verif
         if not refs:
             raise InvalidInput("features must name at least one set:feature", field="features")
         names = {parse_ref(r)[0] for r in refs}
-        known = projects()
-        resolved = {resolve_project(engine, known, name, project) for name in sorted(names)}
+        resolved = {service.project_of(name, project) for name in sorted(names)}
         if len(resolved) > 1:
             raise InvalidInput("all features of one request must come from one project; name it", field="project")
         spool.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from data_plane_agent.features.schedule import Schedule
 from data_plane_agent.link.outbox import Outbox
 from mallard.features import FeatureSet, StreamFeatureSet
 from shared import features as contract
-from shared.errors import InvalidInput, MallardError
+from shared.errors import InvalidInput, MallardError, NotFound
 
 log = logging.getLogger("mallard.agent.features")
 Status = contract.MaterializationStatus
@@ -100,6 +100,33 @@ class FeatureService:
             return []
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             return [row[0] for row in db.execute("SELECT DISTINCT project FROM definitions ORDER BY project")]
+
+    def project_of(self, name: str, project: str | None = None) -> str:
+        """The project a feature-set name belongs to (given, or the only one that has it)."""
+        if project:
+            return project
+        having = [p for p in self.projects() if any(fs.name == name for fs in self.engine.definitions(project=p))]
+        if not having:
+            raise NotFound(f"feature set {name!r} is not applied on this agent", field="feature_set")
+        if len(having) > 1:
+            raise InvalidInput(
+                f"feature set {name!r} exists in projects {', '.join(having)}; name the project", field="project"
+            )
+        return having[0]
+
+    def get_online(
+        self,
+        feature_set: str,
+        keys: list[dict[str, Any]],
+        features: list[str] | None = None,
+        version: int | None = None,
+        *,
+        project: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Online values (see FeatureEngine.get_online); also a `mallard.enrichment.OnlineLookup`,
+        so the prediction gateway can call `schema.enrich(frame, service)`."""
+        resolved = self.project_of(feature_set, project)
+        return self.engine.get_online(feature_set, keys, features, version, project=resolved)
 
     # ---- commands ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 DRIVERS = (1, 2, 3, 4, 5)
 DAYS = 3
@@ -76,3 +77,31 @@ def write_entities(path: Path, rows: Sequence[tuple[int | None, datetime | None]
         columns["event_timestamp"] = pa.array([r[1] for r in rows], pa.timestamp("us", tz="UTC"))
     pq.write_table(pa.table(columns), path)
     return path
+
+
+def materialized_service(root: Path, *, project: str = "rides") -> Any:
+    """A started FeatureService over a local store and SQLite online store, with the repo's
+    driver_stats applied and materialized. Call `.shutdown()` and `.engine.close()` after."""
+    from data_plane_agent.features import FeatureEngine, SqliteOnlineStore
+    from data_plane_agent.features.service import FeatureService
+    from data_plane_agent.link.outbox import Outbox
+    from data_plane_agent.storage import LocalObjectStore
+    from mallard.features import FeatureSet, load_definitions
+
+    repo = write_repo(root / "repo")
+    engine = FeatureEngine(
+        root / "home", LocalObjectStore(root / "store"), SqliteOnlineStore(root / "online.sqlite"), "ten_t", threads=1
+    )
+    service = FeatureService(engine, outbox=Outbox(root / "outbox.db"), schedule_interval_seconds=3600)
+    service.start()
+    sets = [d for d in load_definitions(repo) if isinstance(d, FeatureSet)]
+    definitions = [
+        {"project": project, "name": d.name, "version": d.version, "kind": d.kind, "definition": d.to_dict()}
+        for d in sets
+    ]
+    service.apply({"tenant_id": "ten_t", "definitions": definitions})
+    for d in sets:
+        job = {"job_id": f"mat_{d.name}", "project": project, "name": d.name, "version": d.version}
+        service.materialize(job)
+        service.wait(job["job_id"], timeout=60)
+    return service
