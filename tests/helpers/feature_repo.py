@@ -101,7 +101,7 @@ def materialized_service(root: Path, *, project: str = "rides") -> Any:
     ]
     service.apply({"tenant_id": "ten_t", "definitions": definitions})
     for d in sets:
-        job = {"job_id": f"mat_{d.name}", "project": project, "name": d.name, "version": d.version}
+        job: dict[str, Any] = {"job_id": f"mat_{d.name}", "project": project, "name": d.name, "version": d.version}
         service.materialize(job)
         service.wait(job["job_id"], timeout=60)
     return service

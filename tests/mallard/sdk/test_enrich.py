@@ -80,8 +80,8 @@ def test_schemas_with_features_round_trip_and_check_themselves() -> None:
     plain = mallard.ModelSchema(inputs=[mallard.Field("x", "int")])
     assert "features" not in plain.to_dict()  # manifests of models without features are unchanged
     with pytest.raises(mallard.SchemaError):
-        mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=["s:f"])  # no entity_keys
+        mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=[mallard.FeatureRef("s:f")])  # no entity_keys
     with pytest.raises(mallard.SchemaError):
-        mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=["s:x"], entity_keys=["x"])
-    with pytest.raises(mallard.SchemaError):
-        mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=["not a ref"], entity_keys=["x"])
+        mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=[mallard.FeatureRef("s:x")], entity_keys=["x"])
+    with pytest.raises(ValueError, match="SET:FEATURE"):
+        mallard.FeatureRef("not a ref")
