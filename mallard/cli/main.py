@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mallard.cli import agents, builds, deployments, dev, lake, models, projects, serving
+from mallard.cli import agents, builds, deployments, dev, features, lake, models, projects, serving
 from shared import __version__
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(builds.app, name="builds")
 app.add_typer(lake.app, name="lake")
 app.add_typer(deployments.app, name="deployments")
+app.add_typer(features.app, name="features")
 serving.register(models.app)  # models deploy | undeploy | predict
 
 
