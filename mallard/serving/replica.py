@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mallard.serving.wire import ARROW_STREAM, decode_table, encode_table
+from mallard.serving.wire import ARROW_STREAM, decode_table, encode_table, frame_to_table, table_to_frame
 
 MAX_HEADER_BYTES = 16 * 1024
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large"}
@@ -132,9 +132,8 @@ class Replica:
         self.stats.predict_calls += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(tables))
         try:
-            frame = combined.to_pandas()
-            result = self.model.predict(frame)
-            outputs = _to_table(result)
+            result = self.model.predict(table_to_frame(combined))
+            outputs = frame_to_table(result)
         except Exception as exc:
             tail = traceback.format_exception_only(exc)[-1].strip()
             raise _Failed(500, "model_failed", f"predict() raised {tail}") from exc
@@ -151,16 +150,6 @@ class Replica:
             answers.append(outputs.slice(offset, table.num_rows))
             offset += table.num_rows
         return answers
-
-
-def _to_table(result: Any) -> pa.Table:
-    import pandas as pd
-
-    if isinstance(result, pd.Series):
-        result = result.to_frame()
-    if not isinstance(result, pd.DataFrame):
-        raise TypeError(f"predict() must return a pandas DataFrame, got {type(result).__name__}")
-    return pa.Table.from_pandas(result, preserve_index=False)
 
 
 class _Connection(asyncio.Protocol):
