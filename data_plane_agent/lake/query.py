@@ -12,6 +12,7 @@ a query running longer than `timeout_s` is interrupted.
 from __future__ import annotations
 
 import base64
+import math
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -27,7 +28,7 @@ from data_plane_agent.lake.table import FILE_SCHEMA, LAKE_PREFIX, TABLE_SCHEMA
 from data_plane_agent.lake.writer import InferenceLake
 from data_plane_agent.storage import ObjectStore
 from data_plane_agent.storage.arrow import store_filesystem
-from shared.errors import InvalidInput, MallardError
+from shared.errors import InvalidInput, MallardError, Unavailable
 
 MAX_SQL_CHARS = 100_000
 _PARTITIONING = ds.partitioning(
@@ -77,6 +78,8 @@ def check_select(sql: str) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -102,6 +105,7 @@ class LakeQuery:
         timeout_s: float = 30.0,
         memory_limit: str = "1GB",
         threads: int = 2,
+        max_concurrent: int = 2,
     ) -> None:
         self.store = store
         self.lake = lake
@@ -109,6 +113,7 @@ class LakeQuery:
         self.timeout_s = timeout_s
         self.memory_limit = memory_limit
         self.threads = threads
+        self._slots = threading.BoundedSemaphore(max_concurrent)
 
     def _files(self, skip_segments: set[str]) -> ds.Dataset:
         filesystem, base = store_filesystem(self.store, LAKE_PREFIX)
@@ -138,12 +143,16 @@ class LakeQuery:
                 "threads": self.threads,
             },
         )
-        if self.lake is not None:
-            with self.lake.snapshot_lock():
-                pending, segments = self.lake.unflushed()
-                files = self._files(segments)
-        else:
-            pending, files = TABLE_SCHEMA.empty_table(), self._files(set())
+        try:
+            if self.lake is not None:
+                with self.lake.snapshot_lock():
+                    pending, segments = self.lake.unflushed()
+                    files = self._files(segments)
+            else:
+                pending, files = TABLE_SCHEMA.empty_table(), self._files(set())
+        except (OSError, pa.ArrowException) as exc:
+            con.close()
+            raise Unavailable(f"cannot read the inference lake from the object store: {exc}") from exc
         con.register("_lake_files", files)
         con.register("_lake_unflushed", pending)
         columns = ", ".join(f'"{name}"' for name in TABLE_SCHEMA.names)
@@ -160,6 +169,14 @@ class LakeQuery:
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be at least 1", field="limit")
         cap = min(limit or self.max_rows, self.max_rows)
+        if not self._slots.acquire(timeout=self.timeout_s):
+            raise Unavailable("too many lake queries are running on this agent; retry shortly")
+        try:
+            return self._run(statement, cap)
+        finally:
+            self._slots.release()
+
+    def _run(self, statement: str, cap: int) -> QueryResult:
         con = self._connect()
         timer = threading.Timer(self.timeout_s, con.interrupt)
         timer.start()

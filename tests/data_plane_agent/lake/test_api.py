@@ -94,6 +94,8 @@ def test_rows_are_capped_and_the_answer_says_so(api: Api) -> None:
     capped = api.query("SELECT * FROM range(1000)").json()  # the agent's cap: 50
     assert capped["row_count"] == 50 and capped["truncated"] is True
     assert api.query("SELECT * FROM range(50)").json()["truncated"] is False
+    odd = api.query("SELECT 'nan'::DOUBLE AS x, 'inf'::DOUBLE AS y, DATE '2026-03-04' AS d, [1, 2] AS l")
+    assert odd.status_code == 200 and odd.json()["rows"] == [[None, None, "2026-03-04", [1, 2]]]
 
 
 @pytest.mark.parametrize(
