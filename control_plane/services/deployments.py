@@ -26,6 +26,9 @@ log = logging.getLogger("mallard.deployments")
 DEFAULT_TIMEOUT_MS = 10_000
 MAX_TIMEOUT_MS = 600_000
 DEFAULT_BATCH_ROWS = 10_000
+# Desired state must reach an agent that was offline for a while: deployment commands outlive
+# the default command TTL (the agent ignores revisions older than one it has applied).
+MIN_COMMAND_TTL_SECONDS = 7 * 24 * 3600
 
 
 def validate_request(
@@ -96,7 +99,9 @@ def _check_streaming(streaming: dict[str, Any] | None) -> None:
 
 
 def _active(session: Session, *, tenant_id: str, model_id: str, kind: str) -> Deployment | None:
-    final = [s.value for s in contract.DeploymentState if s.final]
+    """The deployment a deploy changes. A FAILED one stays active (a new revision may fix it);
+    a finished batch job (SUCCEEDED) or a stopped deployment does not."""
+    final = [contract.DeploymentState.SUCCEEDED.value, contract.DeploymentState.STOPPED.value]
     return session.exec(
         select(Deployment)
         .where(col(Deployment.tenant_id) == tenant_id)
@@ -263,6 +268,7 @@ def _send(
         if problems:  # a bug here, not the caller's: validate_request should have caught it
             raise InvalidInput("; ".join(problems), field="spec")
         type_ = contract.APPLY_COMMAND
+    ttl = max(ttl, MIN_COMMAND_TTL_SECONDS)
     command = create_command(session, agent=agent, type_=type_, spec=spec, actor=actor, ttl_seconds=ttl, internal=True)
     session.add(deployment)
     session.add(

@@ -300,6 +300,11 @@ def test_a_refused_apply_fails_the_current_revision_only(database_url: str) -> N
         session.commit()
         session.refresh(dep)
         assert dep.state == "FAILED" and "no docker here" in (dep.message or "")
+        # A failed deployment is fixed in place by the next deploy, not duplicated.
+        fixed = deploy(session, tenant_id, build_id, replicas=1)
+        assert (fixed.id, fixed.revision) == (dep.id, 3)
+        command = session.exec(select(AgentCommand).order_by(col(AgentCommand.created_at).desc())).first()
+        assert command is not None and (command.expires_at - command.created_at).total_seconds() > 6.9 * 86400
 
 
 def test_builds_of_another_model_cannot_be_deployed(database_url: str) -> None:
