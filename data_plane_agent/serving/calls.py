@@ -26,6 +26,8 @@ async def call_route(route: Route, body: bytes, timeout: float) -> tuple[pa.Tabl
         async with asyncio.timeout(timeout):
             for _ in range(2):
                 replica = route.pick() if tried is None else _other(route, tried)
+                if replica is not None and not replica.routable:  # it left routing a moment ago
+                    replica = _other(route, replica)
                 if replica is None or replica.client is None or not replica.routable:
                     break
                 replica.inflight += 1

@@ -70,11 +70,20 @@ class JobRunner:
         timeout = self.engine._timeout(deployment)
 
         async def predict(table: pa.Table) -> pa.Table:
-            route = deployment.pick_live()
-            if route is None:
-                raise Unavailable(f"deployment {deployment.id} has no ready replica")
-            outputs, _build = await call_route(route, encode_table(table), timeout)
-            return outputs
+            # A job outlives a replica's crash: wait (up to the timeout) for a ready one rather than fail.
+            body = encode_table(table)
+            deadline = time.monotonic() + timeout
+            while True:
+                route = deployment.pick_live()
+                try:
+                    if route is None:
+                        raise Unavailable(f"deployment {deployment.id} has no ready replica")
+                    outputs, _build = await call_route(route, body, max(0.1, deadline - time.monotonic()))
+                    return outputs
+                except Unavailable:
+                    if time.monotonic() >= deadline or stop.is_set():
+                        raise
+                    await asyncio.sleep(0.1)
 
         def report(payload: StatusPayload) -> None:
             self.engine._report(deployment, payload)

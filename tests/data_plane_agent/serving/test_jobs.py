@@ -3,6 +3,8 @@ the replicas stop, SUCCEEDED is reported and remembered across an engine restart
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -55,6 +57,48 @@ async def test_a_batch_deployment_scores_its_input_then_stops_its_replicas(
         await again.shutdown(5)
 
 
-def _last_state(outbox: Outbox) -> str | None:
-    reported = statuses(outbox, "dep_batch")
+def _last_state(outbox: Outbox, deployment_id: str = "dep_batch") -> str | None:
+    reported = statuses(outbox, deployment_id)
     return reported[-1]["state"] if reported else None
+
+
+async def test_a_streaming_deployment_answers_its_stream_through_the_replicas_until_deleted(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.helpers.servers import redis_server
+
+    digest = toy_artifact(store, tmp_path, "bld_a")
+    with redis_server() as url:
+        client = aioredis.from_url(url, decode_responses=True)
+        for i in range(300):
+            await client.xadd("in", {"x": str(float(i))})
+        spec = apply_spec(
+            "dep_stream",
+            [variation_spec("default", "bld_a", digest)],
+            kind="streaming",
+            streaming={"redis_url": url, "input_stream": "in", "output_stream": "out", "group": "scorers"},
+        )
+        engine, _ = toy_engine(tmp_path / "home", store, outbox)
+        await engine.start()
+        try:
+            await engine.apply(spec)
+
+            async def answered() -> int:
+                return int(await client.xlen("out"))
+
+            deadline = asyncio.get_running_loop().time() + 60
+            while await answered() < 300:
+                assert asyncio.get_running_loop().time() < deadline, "the stream was not answered in time"
+                await asyncio.sleep(0.1)
+            entries: list[tuple[str, dict[str, str]]] = await client.xrange("out")  # type: ignore[assignment]
+            ys = sorted(json.loads(fields["data"])["y"] for _id, fields in entries)
+            assert ys == [2.0 * i for i in range(300)]
+
+            await engine.delete("dep_stream")
+            assert _last_state(outbox, "dep_stream") == "STOPPED"
+            assert statuses(outbox, "dep_stream")[-1]["replicas"] == []
+        finally:
+            await engine.shutdown(5)
+            await client.aclose()
