@@ -17,11 +17,13 @@ from mallard.dev.stack import DevStack, default_home
 console = Console()
 
 
-def mallard(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+def mallard(
+    *args: str, check: bool = True, quiet: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a CLI command as a user would; `quiet` runs it for its --json output only."""
     if not quiet:
         console.print(f"\n[bold cyan]$ mallard {' '.join(args)}[/bold cyan]", highlight=False)
-    result = subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "mallard", *args], capture_output=True, text=True, timeout=timeout)
     if not quiet:
         sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
@@ -65,13 +67,37 @@ def main() -> int:
     if not any(m["name"] == "churn" for m in models):
         mallard("models", "create", "churn", "--project", "demo")
     started = time.perf_counter()
-    mallard("models", "build", str(project_dir), "--model", "churn", "--tag", "demo", "--follow")
+    # A first build installs scikit-learn into a fresh environment: allow for a slow network or machine.
+    mallard("models", "build", str(project_dir), "--model", "churn", "--tag", "demo", "--follow", timeout=900)
     console.print(f"[dim](build took {time.perf_counter() - started:.1f} s end to end)[/dim]")
     mallard("builds", "list", "--model", "churn", "--limit", "5")
+
+    console.rule("Serve it: a real-time endpoint in the data plane")
+    built = json.loads(
+        mallard("builds", "list", "--model", "churn", "--status", "SUCCEEDED", "--json", quiet=True).stdout
+    )
+    if not built:
+        raise SystemExit("no SUCCEEDED build of churn to deploy")
+    mallard("models", "deploy", "realtime", "--model", "churn", "--build", built[0]["id"], "--wait", timeout=600)
+    mallard("deployments", "list")
+    started = time.perf_counter()
+    mallard("models", "predict", "churn", "--example")
+    console.print(f"[dim](REST prediction incl. CLI start: {(time.perf_counter() - started) * 1000:.0f} ms)[/dim]")
+    mallard("models", "predict", "churn", "--json", '{"tenure_months": 3, "monthly_spend": 95.5, "support_calls": 4}',
+            "--grpc")  # fmt: skip
+    console.rule("Every prediction is in your data lake")
+    mallard(
+        "lake",
+        "query",
+        "SELECT timestamp, request_id, variation, status, round(latency_ms, 2) AS latency_ms "
+        "FROM predictions WHERE model = 'churn' ORDER BY timestamp DESC LIMIT 5",
+    )
 
     console.rule("Where to look")
     console.print(f"API + OpenAPI:   {info['api_url']}/docs", highlight=False)
     console.print(f"data plane:      {info['data_plane_url']}/v1/health", highlight=False)
+    console.print(f"predictions:     POST {info['data_plane_url']}/v1/models/churn/predict", highlight=False)
+    console.print(f"gRPC:            {info.get('data_plane_grpc', '')} (mallard.v1.PredictionService)", highlight=False)
     console.print(f"gateway:         {info['gateway']} (mTLS), enrollment {info['enroll']}", highlight=False)
     console.print(f"dev.json:        {stack.dev_json}", highlight=False)
     console.print(f"logs:            {stack.logs}", highlight=False)
