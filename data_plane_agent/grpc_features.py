@@ -62,7 +62,7 @@ class OnlineFeaturesServicer(features_pb2_grpc.OnlineFeaturesServicer):
         fs = engine.definition(request.feature_set, version, project=project)
         wanted = list(request.features) or list(fs.feature_types)
         keys = [{name: from_value(v) for name, v in key.columns.items()} for key in request.keys]
-        rows = engine.get_online(fs.name, keys, wanted, fs.version, project=project)
+        rows = self.service.get_online(fs.name, keys, wanted, fs.version, project=project)
         response = features_pb2.GetOnlineFeaturesResponse(
             feature_set=fs.name, version=fs.version, project=project, features=wanted
         )

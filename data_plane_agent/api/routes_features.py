@@ -52,7 +52,7 @@ def features_router(*, service: FeatureService, store: ObjectStore | None, verif
     def get_online(body: OnlineRequest, c: DataPlaneClaims = Depends(claims)) -> JSONResponse:
         """One round trip to the online store; values older than the TTL come back null."""
         project = service.project_of(body.feature_set, body.project)
-        rows = engine.get_online(body.feature_set, body.keys, body.features, body.version, project=project)
+        rows = service.get_online(body.feature_set, body.keys, body.features, body.version, project=project)
         fs = engine.definition(body.feature_set, body.version, project=project)
         for row in rows:
             stamp = row.get("event_timestamp")

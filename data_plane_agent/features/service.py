@@ -45,6 +45,23 @@ def _time(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
+def _typed_keys(types: dict[str, str], keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keys with int columns given as text ("7", from a command line) turned into ints, so answers
+    echo them with their declared type."""
+    out = []
+    for i, key in enumerate(keys):
+        typed = dict(key)
+        for column, type_name in types.items():
+            value = typed.get(column)
+            if type_name == "int" and isinstance(value, str):
+                try:
+                    typed[column] = int(value.strip())
+                except ValueError as exc:
+                    raise InvalidInput(f"key {i}: {column} must be an integer, got {value!r}", field="keys") from exc
+        out.append(typed)
+    return out
+
+
 class FeatureService:
     """Call `start()` once and `shutdown()` at the end (safe twice); commands come in via `apply` /
     `materialize`, which return at once with metadata (materializations report by events)."""
@@ -126,7 +143,10 @@ class FeatureService:
         """Online values (see FeatureEngine.get_online); also a `mallard.enrichment.OnlineLookup`,
         so the prediction gateway can call `schema.enrich(frame, service)`."""
         resolved = self.project_of(feature_set, project)
-        return self.engine.get_online(feature_set, keys, features, version, project=resolved)
+        fs = self.engine.definition(feature_set, version, project=resolved)
+        return self.engine.get_online(
+            fs.name, _typed_keys(fs.entity.keys, keys), features, fs.version, project=resolved
+        )
 
     # ---- commands ---------------------------------------------------------------------------
 
