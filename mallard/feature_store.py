@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,6 +80,28 @@ class FeatureStore:
             body["project"] = self.project
         rows: list[dict[str, Any]] = self._dp.online_features(body)["rows"]
         return rows
+
+    @overload
+    def get_historical(
+        self,
+        entities: str | Path | pd.DataFrame,
+        features: Sequence[str],
+        *,
+        out: None = None,
+        timestamp_column: str = ...,
+        full_feature_names: bool = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def get_historical(
+        self,
+        entities: str | Path | pd.DataFrame,
+        features: Sequence[str],
+        *,
+        out: str | Path,
+        timestamp_column: str = ...,
+        full_feature_names: bool = ...,
+    ) -> Path: ...
 
     def get_historical(
         self,
