@@ -197,12 +197,14 @@ class Materializer:
             order = "struct_pack(e := event_timestamp, c := created_timestamp)"
             known = f" AND (created_timestamp IS NULL OR created_timestamp <= {ts_literal(end)})"
         values = ", ".join(
-            f"epoch_us({ident(f.name)}) AS {ident(f.name)}" if f.type == "timestamp" else ident(f.name)
+            f"{ident(f.name)} := epoch_us({ident(f.name)})"
+            if f.type == "timestamp"
+            else f"{ident(f.name)} := {ident(f.name)}"
             for f in fs.features
         )
         created = "epoch_us(created_timestamp)" if fs.created_timestamp else "NULL::BIGINT"
         packed = f"entity_key := {entity_key_sql(fs.entity.keys)}, event_ts := epoch_us(event_timestamp), "
-        packed += f"created_ts := {created}, {values.replace(' AS ', ' := ')}"
+        packed += f"created_ts := {created}, {values}"
         latest = (
             f"SELECT unnest(arg_max(struct_pack({packed}), {order})) "
             f"FROM read_parquet({quote_list(files)}, hive_partitioning = false) WHERE {in_range}{known} GROUP BY {keys}"
