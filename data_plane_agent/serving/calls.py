@@ -12,7 +12,7 @@ import asyncio
 import pyarrow as pa
 
 from data_plane_agent.serving.client import ReplicaUnreachable, error_from_answer
-from data_plane_agent.serving.deployment import Route
+from data_plane_agent.serving.routing import Route
 from data_plane_agent.serving.supervisor import Replica
 from mallard.serving.wire import decode_table
 from shared.errors import InvalidInput, ModelFailed, PredictionTimeout, Unavailable

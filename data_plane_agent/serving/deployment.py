@@ -15,8 +15,9 @@ import bisect
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
+from data_plane_agent.serving.routing import Route
 from data_plane_agent.serving.runtimes import Prepared, PrepareFailed, ServingRuntime, Target
 from data_plane_agent.serving.supervisor import Replica, ReplicaEvent
 from mallard.schema import ModelSchema
@@ -24,29 +25,6 @@ from shared.serving import ApplySpec, DeploymentKind, DeploymentState, ReplicaSt
 
 log = logging.getLogger("mallard.agent.serving")
 DRAIN_SECONDS = 30.0
-
-
-@dataclass
-class Route:
-    """A variation's routable replicas (least in-flight first, ties in turn)."""
-
-    name: str
-    shadow: bool
-    weight: int
-    replicas: list[Replica] = field(default_factory=list)
-    turn: int = 0
-
-    def pick(self) -> Replica:
-        replicas = self.replicas
-        if len(replicas) == 1:
-            return replicas[0]
-        self.turn += 1
-        start = self.turn % len(replicas)
-        best = replicas[start]
-        for replica in replicas[start + 1 :] + replicas[:start]:
-            if replica.inflight < best.inflight:
-                best = replica
-        return best
 
 
 class Deployment:
@@ -289,3 +267,24 @@ class Deployment:
         if self.message:
             payload["message"] = self.message
         return payload
+
+    def view(self) -> dict[str, Any]:
+        """The agent-local status view (GET /v1/deployments)."""
+        ready, desired = self.ready_count()
+        return {
+            "deployment_id": self.id,
+            "name": self.spec.get("name", ""),
+            "model": self.model,
+            "kind": self.kind,
+            "runtime": self.spec.get("runtime", "local"),
+            "revision": self.revision,
+            "state": str(self.state),
+            "message": self.message,
+            "ready_replicas": ready,
+            "desired_replicas": desired,
+            "variations": [
+                {k: v.get(k) for k in ("name", "build_id", "weight", "shadow", "replicas")}
+                for v in self.spec.get("variations", [])
+            ],
+            "replicas": [dict(r) for r in self.status().get("replicas", [])],
+        }

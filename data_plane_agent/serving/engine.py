@@ -27,8 +27,10 @@ import pyarrow as pa
 from data_plane_agent.lake.records import PredictionRecord
 from data_plane_agent.link.outbox import Outbox
 from data_plane_agent.serving.calls import call_route
-from data_plane_agent.serving.deployment import Deployment, Route
+from data_plane_agent.serving.deployment import Deployment
 from data_plane_agent.serving.job_runner import JobRunner
+from data_plane_agent.serving.recording import record_prediction
+from data_plane_agent.serving.routing import Route
 from data_plane_agent.serving.runtimes import ServingRuntime
 from data_plane_agent.serving.state import DesiredState
 from data_plane_agent.storage import ObjectStore
@@ -39,7 +41,6 @@ from shared.serving import STATUS_EVENT, ApplySpec, DeploymentKind, DeploymentSt
 
 log = logging.getLogger("mallard.agent.serving")
 DEFAULT_TIMEOUT_SECONDS = 30.0
-_STATUS_OF = {"prediction_timeout": "TIMEOUT", "model_failed": "MODEL_ERROR", "unavailable": "UNAVAILABLE"}
 
 
 @dataclass(frozen=True)
@@ -206,29 +207,7 @@ class ServingEngine:
 
     def deployments(self) -> list[dict[str, Any]]:
         """The agent-local status of every deployment (for GET /v1/deployments)."""
-        views = []
-        for d in self._deployments.values():
-            ready, desired = d.ready_count()
-            views.append(
-                {
-                    "deployment_id": d.id,
-                    "name": d.spec.get("name", ""),
-                    "model": d.model,
-                    "kind": d.kind,
-                    "runtime": d.spec.get("runtime", "local"),
-                    "revision": d.revision,
-                    "state": str(d.state),
-                    "message": d.message,
-                    "ready_replicas": ready,
-                    "desired_replicas": desired,
-                    "variations": [
-                        {k: v.get(k) for k in ("name", "build_id", "weight", "shadow", "replicas")}
-                        for v in d.spec.get("variations", [])
-                    ],
-                    "replicas": [dict(r) for r in d.status().get("replicas", [])],
-                }
-            )
-        return views
+        return [d.view() for d in self._deployments.values()]
 
     def _serving(self, model: str) -> Deployment:
         deployment = self._by_model.get(model)
@@ -289,54 +268,13 @@ class ServingEngine:
         latency = (time.perf_counter() - started) * 1000
         self._record(deployment, route, build_id, request_id, arrived_ms, latency, table, outputs, None)
 
+    def _record(self, deployment: Deployment, route: Route | None, *args: Any) -> None:
+        if self.recorder is not None:
+            record_prediction(self.recorder, deployment, route, *args)
+
     def _timeout(self, deployment: Deployment) -> float:
         timeout_ms = deployment.spec.get("timeout_ms")
         return timeout_ms / 1000 if isinstance(timeout_ms, int) and timeout_ms > 0 else self.default_timeout_s
-
-    def _record(
-        self,
-        deployment: Deployment,
-        route: Route | None,
-        build_id: str,
-        request_id: str,
-        arrived_ms: int,
-        latency_ms: float,
-        table: pa.Table,
-        outputs: pa.Table | None,
-        error: MallardError | None,
-    ) -> None:
-        recorder = self.recorder
-        if recorder is None:
-            return
-        variation = route.name if route is not None else ""
-        if not build_id and route is not None:
-            build_id = next((v["build_id"] for v in deployment.spec["variations"] if v["name"] == variation), "")
-        # With logging off only the aggregates use the record: skip serialising the rows.
-        logging_on = bool(deployment.spec.get("logging", True))
-        try:
-            recorder(
-                PredictionRecord(
-                    model=deployment.model,
-                    deployment_id=deployment.id,
-                    variation=variation,
-                    build_id=build_id,
-                    request_id=request_id,
-                    timestamp_ms=arrived_ms,
-                    latency_ms=latency_ms,
-                    status="ok" if error is None else _STATUS_OF.get(error.code, error.code.upper()),
-                    shadow=bool(route is not None and route.shadow),
-                    rows=table.num_rows,
-                    inputs_json=_rows_json(table) if logging_on else "",
-                    outputs_json=_rows_json(outputs) if logging_on and outputs is not None else None,
-                    error=error.message[:500] if error is not None else None,
-                )
-            )
-        except Exception:  # the lake must never fail a prediction
-            log.exception("recording a prediction of %s failed", deployment.model)
-
-
-def _rows_json(table: pa.Table) -> str:
-    return json.dumps(table.to_pylist(), default=str)
 
 
 def _now_ms() -> int:
