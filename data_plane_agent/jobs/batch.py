@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -129,7 +128,6 @@ class _Progress:
                 message=f"batch: {rows_done} of {self.rows_total} rows",
                 rows_done=rows_done,
                 rows_total=self.rows_total,
-                at=datetime.now(UTC).isoformat(),
             )
         )
 
@@ -156,6 +154,9 @@ async def run_batch(
         raise InvalidInput("batch.batch_rows must be at least 1", field="batch.batch_rows")
     source = await asyncio.to_thread(BatchInput.open, batch["input"], store=store)
     output = open_output(batch["output"], store=store)
+    if isinstance(output, LocalObjectStore):  # half-written parts of a killed run (S3 puts are atomic)
+        for leftover in output.root.glob(".put-*"):
+            leftover.unlink(missing_ok=True)
     checkpoint_path = home / "jobs" / spec["deployment_id"] / "batch.json"
     fresh = Checkpoint(source.fingerprint(), batch["output"], batch_rows)
     checkpoint = Checkpoint.load(checkpoint_path)

@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ log = logging.getLogger("mallard.agent.jobs")
 READ_COUNT = 256  # entries per prediction batch
 BLOCK_MS = 1000
 CLAIM_IDLE_MS = 60_000
-REPORT_SECONDS = 2.0
+REPORT_SECONDS = 5.0  # identical reports are dropped by the engine; this paces the changing ones
 
 Entry = tuple[str, dict[str, str]]
 
@@ -241,7 +240,6 @@ class StreamConsumer:
                 rows_done=self.processed,
                 rows_total=None,
                 lag=lag,
-                at=datetime.now(UTC).isoformat(),
             )
         )
 

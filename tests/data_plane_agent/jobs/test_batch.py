@@ -77,7 +77,7 @@ def test_a_job_killed_mid_way_resumes_without_duplicates_or_gaps(million_rows: P
         except (OSError, ValueError):
             return 0
 
-    first = start_job(spec, home, tmp_path / "store", delay_ms=15)
+    first = start_job(spec, home, tmp_path / "store", delay_ms=25)
     wait_for(lambda: rows_done() >= 300_000, timeout=120, what="the job to get 30% through")
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
