@@ -13,6 +13,7 @@ being read, up to two being predicted, one being written) plus one row group of 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import logging
@@ -86,6 +87,19 @@ def open_output(location: str, *, store: ObjectStore | None) -> ObjectStore:
     raise InvalidInput(f"batch output {location!r}: use a directory, file:// or s3://", field="batch.output")
 
 
+def _check_locations(input_: str, output: str) -> None:
+    """Refuse an output inside the input: the next run would read its own parts as input."""
+    if urlparse(input_).scheme == "s3" or urlparse(output).scheme == "s3":
+        same = output.rstrip("/") + "/"
+        if same.startswith(input_.rstrip("/") + "/"):
+            raise InvalidInput(f"batch.output {output!r} must not be inside batch.input", field="batch.output")
+        return
+    source = Path(urlparse(input_).path or input_).expanduser().resolve()
+    target = Path(urlparse(output).path or output).expanduser().resolve()
+    if target == source or source in target.parents:
+        raise InvalidInput(f"batch.output {output!r} must not be inside batch.input", field="batch.output")
+
+
 def _merge(inputs: pa.Table, outputs: pa.Table, first_row: int) -> pa.Table:
     if outputs.num_rows != inputs.num_rows:
         raise ModelFailed(
@@ -152,13 +166,17 @@ async def run_batch(
     batch_rows = int(batch.get("batch_rows") or 10_000)
     if batch_rows < 1:
         raise InvalidInput("batch.batch_rows must be at least 1", field="batch.batch_rows")
+    _check_locations(batch["input"], batch["output"])
     source = await asyncio.to_thread(BatchInput.open, batch["input"], store=store)
     output = open_output(batch["output"], store=store)
     if isinstance(output, LocalObjectStore):  # half-written parts of a killed run (S3 puts are atomic)
         for leftover in output.root.glob(".put-*"):
             leftover.unlink(missing_ok=True)
     checkpoint_path = home / "jobs" / spec["deployment_id"] / "batch.json"
-    fresh = Checkpoint(source.fingerprint(), batch["output"], batch_rows)
+    # Same input and same builds: resume (or stay done); a new build or input scores everything again.
+    builds = sorted(v.get("build_id", "") for v in spec.get("variations", []) if not v.get("shadow"))
+    identity = hashlib.sha256(json.dumps([source.fingerprint(), builds]).encode()).hexdigest()
+    fresh = Checkpoint(identity, batch["output"], batch_rows)
     checkpoint = Checkpoint.load(checkpoint_path)
     if checkpoint is None or (checkpoint.fingerprint, checkpoint.output, checkpoint.batch_rows) != (
         fresh.fingerprint,

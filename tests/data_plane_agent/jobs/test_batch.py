@@ -162,6 +162,33 @@ def test_bad_batch_input_is_refused_naming_the_field(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
+def test_an_output_inside_the_input_is_refused(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in" / "rows.parquet", 0, 100)
+    with pytest.raises(InvalidInput) as inside:
+        _run(batch_spec(str(tmp_path / "in"), str(tmp_path / "in" / "scored")), tmp_path / "home", None)
+    assert inside.value.field == "batch.output"
+
+
+def test_a_new_build_scores_everything_again(tmp_path: Path) -> None:
+    write_rows(tmp_path / "in.parquet", 0, 10_000)
+    spec = batch_spec(str(tmp_path / "in.parquet"), str(tmp_path / "out"), batch_rows=3_000)
+    spec["variations"] = [{"name": "default", "build_id": "bld_1", "weight": 100, "shadow": False}]
+    store = LocalObjectStore(tmp_path / "store")
+    _run(spec, tmp_path / "home", store)
+    calls = []
+
+    async def counting(table: pa.Table) -> pa.Table:
+        calls.append(table.num_rows)
+        return await predict(table)
+
+    _run(spec, tmp_path / "home", store, counting)
+    assert calls == []  # same build, same input: already done
+    spec["variations"][0]["build_id"] = "bld_2"
+    _run(spec, tmp_path / "home", store, counting)
+    assert sum(calls) == 10_000
+    check_output(tmp_path / "out", 10_000)
+
+
 def test_a_model_answering_the_wrong_number_of_rows_fails_the_job(tmp_path: Path) -> None:
     write_rows(tmp_path / "in.parquet", 0, 5_000)
 
