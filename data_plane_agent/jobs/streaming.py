@@ -116,6 +116,8 @@ class StreamConsumer:
                 except Exception as exc:
                     if not _retryable(exc):
                         raise
+                    if "NOGROUP" in str(exc):  # the stream or group was deleted: create them again
+                        self._group_ready = False
                     log.warning("stream %s: %s; retrying in %.1fs", self.input, exc, backoff)
                     await self._status(DeploymentState.DEGRADED, f"retrying: {str(exc)[:300]}")
                     with contextlib.suppress(TimeoutError):
