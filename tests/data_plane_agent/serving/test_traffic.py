@@ -4,9 +4,11 @@ killed -9, and an engine restarted from its persisted desired state. Real replic
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import signal
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from tests.data_plane_agent.serving.helpers import (
     until,
     variation,
 )
+from tests.helpers.servers import repo_root
 
 CONCURRENCY = 8
 
@@ -201,3 +204,37 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as handle:
         return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_an_engine_killed_9_leaves_no_replica_behind_and_the_next_one_restores_its_deployment(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_a")
+    spec = apply_spec("dep_1", [variation("default", "bld_a", digest)], revision=5)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.data_plane_agent.serving.engine_proc",
+        str(tmp_path / "home"),
+        str(store.root),
+        json.dumps(spec),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=repo_root(),
+        env={**os.environ, "PYTHONPATH": str(repo_root())},
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().split()
+    assert line[0] == "ready", line
+    replica_pid = int(line[1])
+    process.kill()  # the engine's process dies at once: no shutdown, no cleanup
+    await process.wait()
+    await until(lambda: not _alive(replica_pid), timeout=10, what="the orphaned replica to die with its engine")
+
+    engine, _ = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING", what="the deployment restored")
+        outcome = await engine.predict("toy", pa.table({"x": [1.5]}), request_id="r")
+        assert outcome.outputs.column("y").to_pylist() == [3.0] and engine.deployments()[0]["revision"] == 5
+    finally:
+        await engine.shutdown(5)
