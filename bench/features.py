@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
 import signal
 import sys
@@ -26,20 +25,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
 
-from bench.feature_store.checks import reference, verdict
-from bench.feature_store.data import Dataset, Spec, generate, window_start
+from bench.feature_store.checks import reference
+from bench.feature_store.data import Spec, generate, window_start
 from bench.feature_store.feast_side import Feast, ensure_feast
 from bench.feature_store.mallard_side import Mallard, http_missing, mallard_missing
-from bench.feature_store.procs import cpus, run_op
-from bench.feature_store.report import goals, latency_summary, render
+from bench.feature_store.measure import Plan, measure
+from bench.feature_store.procs import cpus
+from bench.feature_store.report import goals, render
 from bench.fleet.processes import Children
 from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
 from bench.runlog import stop_on_sigterm as _stop_on_sigterm
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-HTTP_LOAD = Path(__file__).resolve().parent / "feature_store" / "http_load.py"
-System = Feast | Mallard
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,98 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _shapes(args: argparse.Namespace) -> list[tuple[str, int, int]]:
-    return [("1x50", 1, args.requests), ("100x50", 100, args.batch_requests)]
-
-
-def _online(system: System, args: argparse.Namespace, children: Children, work: Path, http: bool) -> dict[str, Any]:
-    """p50/p99 in-process (the driver, one process) and over HTTP (server and load generator pinned apart)."""
-    load_cpu, server_cpu = cpus()
-    features = args.sets * args.features
-    out: dict[str, Any] = {"in-process": {}}
-    for shape, batch, requests in _shapes(args):
-        op = system.online(batch, requests, args.warmup, args.seed)
-        a = op.answer
-        out["in-process"][shape] = latency_summary(a["latencies"], a["values"], requests * batch * features)
-        _log(f"  {system.name} online in-process {shape}: p99 {out['in-process'][shape]['p99_ms']:.2f} ms")
-    if not http:
-        return out
-    server, port = system.serve(server_cpu)
-    out["http"] = {}
-    rng = random.Random(args.seed)
-    try:
-        for shape, batch, requests in _shapes(args):
-            keys = [[rng.randint(1, args.entities) for _ in range(batch)] for _ in range(args.warmup + requests)]
-            config = {
-                "port": port,
-                "path": system.http_path,
-                "headers": system.http_headers(),
-                "bodies": system.http_bodies(keys),
-                "warmup": args.warmup,
-                "count_values": system.name,
-            }
-            op = run_op(
-                children, f"{system.name}-http-{shape}", [sys.executable, str(HTTP_LOAD)], config, work, cpu=load_cpu
-            )
-            a = op.answer
-            out["http"][shape] = latency_summary(a["latencies"], a["values"], requests * batch * features, a["errors"])
-            _log(f"  {system.name} online http {shape}: p99 {out['http'][shape]['p99_ms']:.2f} ms")
-    finally:
-        server.stop()
-    return out
-
-
-def _historical_row(op: Any, dataset: Dataset, path: Path, ref: Path) -> dict[str, Any]:
-    return {
-        "seconds": op.answer["seconds"],
-        "wall": op.wall,
-        "maxrss_kib": op.maxrss_kib,
-        "baseline_kib": op.answer.get("baseline_rss_kib"),
-        "verdict": verdict(dataset, path, ref).to_dict(),
-    }
-
-
-def _materialize_row(op: Any, dataset: Dataset) -> dict[str, Any]:
-    rows = dataset.spec.rows_per_set * dataset.spec.sets
-    seconds = op.answer["seconds"]
-    return {"seconds": seconds, "rows": rows, "rows_per_second": rows / seconds, "maxrss_kib": op.maxrss_kib}
-
-
-def measure_feast(
-    args: argparse.Namespace, dataset: Dataset, ref: Path, work: Path, children: Children
-) -> dict[str, Any]:
-    feast = Feast(ensure_feast(CACHE), dataset, work, children, cpus()[0])
-    out: dict[str, Any] = {"historical": {}, "materialize": {}}
-    for store in args.feast_stores:
-        _log(f"feast ({store} offline store): apply, historical retrieval, materialization")
-        feast.setup(store)
-        op, path = feast.historical(store)
-        out["historical"][store] = _historical_row(op, dataset, path, ref)
-        out["version"] = op.answer["feast_version"]
-        missing = out["historical"][store]["verdict"]["missing_rows"]
-        _log(f"  historical {op.answer['seconds']:.2f} s, {missing} rows missing")
-        out["materialize"][store] = _materialize_row(feast.materialize(store), dataset)
-        _log(f"  materialization {out['materialize'][store]['seconds']:.2f} s")
-    feast.online_store = "duckdb" if "duckdb" in args.feast_stores else args.feast_stores[0]
-    out["online"] = _online(feast, args, children, work, not args.no_http)
-    return out
-
-
-def measure_mallard(
-    args: argparse.Namespace, dataset: Dataset, ref: Path, work: Path, children: Children
-) -> dict[str, Any]:
-    ours = Mallard(dataset, work, children, cpus()[0])
-    _log("mallard: apply, materialization (offline store + SQLite online store), historical retrieval")
-    ours.setup()
-    out: dict[str, Any] = {"materialize": _materialize_row(ours.materialize(), dataset)}
-    _log(f"  materialization {out['materialize']['seconds']:.2f} s")
-    op, path = ours.historical()
-    out["historical"] = _historical_row(op, dataset, path, ref)
-    _log(f"  historical {op.answer['seconds']:.2f} s, {out['historical']['verdict']['missing_rows']} rows missing")
-    out["online"] = _online(ours, args, children, work, not args.no_http and not http_missing())
-    return out
-
-
 def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, Any]:
     spec = Spec(
         entities=args.entities,
@@ -204,17 +110,31 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
         },
         "notes": notes,
     }
+    plan = Plan(
+        dataset=dataset,
+        reference=ref,
+        work=work,
+        children=children,
+        requests={"1x50": args.requests, "100x50": args.batch_requests},
+        warmup=args.warmup,
+        seed=args.seed,
+        feast_stores=args.feast_stores,
+        http=not args.no_http,
+    )
     if not args.no_mallard:
         missing = mallard_missing()
         if missing:
             notes.append(f"mallard not measured: {missing}")
-        elif not args.no_http and http_missing():
-            notes.append(f"mallard not measured over HTTP: {http_missing()}")
         else:
-            data["mallard"] = measure_mallard(args, dataset, ref, work, children)
+            plan.ours = Mallard(dataset, work, children, load_cpu)
+            if not args.no_http and http_missing():
+                notes.append(f"mallard not measured over HTTP: {http_missing()}")
+                plan.ours_http = False
     if not args.no_feast:
-        data["feast"] = measure_feast(args, dataset, ref, work, children)
-        data["setup"]["feast_version"] = data["feast"].get("version")
+        plan.feast = Feast(ensure_feast(CACHE), dataset, work, children, load_cpu)
+        plan.feast.online_store = "duckdb" if "duckdb" in args.feast_stores else args.feast_stores[0]
+    data.update(measure(plan))
+    data["setup"]["feast_version"] = (data.get("feast") or {}).get("version")
     data["goals"] = goals(data)
     return data
 

@@ -24,6 +24,7 @@ class OpResult:
     answer: dict[str, Any]
     wall: float
     maxrss_kib: int
+    load: float  # 1-minute load average when the operation started: other work competing for the CPUs
 
 
 def pinned(argv: list[str], cpu: int | None) -> list[str]:
@@ -54,6 +55,7 @@ def run_op(
     """Run `argv + [config file]` to completion; raise with its log's tail if it fails."""
     config_path = work / f"{name}.json"
     config_path.write_text(json.dumps(config))
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     child = children.start(name, pinned([*argv, str(config_path)], cpu), child_env({}))
     deadline = time.monotonic() + timeout
@@ -73,7 +75,7 @@ def run_op(
     lines = [ln for ln in child.log.read_text(errors="replace").splitlines() if ln.startswith(RESULT)]
     if not lines:
         raise RuntimeError(f"{name} printed no result; its log ends with:\n{child.tail()}")
-    return OpResult(json.loads(lines[-1][len(RESULT) :]), wall, usage.ru_maxrss)
+    return OpResult(json.loads(lines[-1][len(RESULT) :]), wall, usage.ru_maxrss, load)
 
 
 def _forget(children: Children, child: Child) -> None:

@@ -95,7 +95,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         "historical retrieval (entity Parquet in -> result Parquet out), fresh process each:",
         f"  {'system':<22} {'seconds':>8} {'peak MiB':>9} {'base MiB':>9} {'rows':>9} {'missing':>8} "
-        f"{'dup':>5} {'wrong cells':>12} {'nulls':>9} {'ref nulls':>9}",
+        f"{'dup':>5} {'wrong cells':>12} {'nulls':>9} {'ref nulls':>9} {'load':>5}",
     ]
     rows = [(f"feast {k}", v) for k, v in (feast.get("historical") or {}).items()]
     if ours.get("historical"):
@@ -106,29 +106,31 @@ def render(data: dict[str, Any]) -> str:
             f"  {name:<22} {row['seconds']:>8.2f} {_mib(row.get('maxrss_kib')):>9} {_mib(row.get('baseline_kib')):>9} "
             f"{v.get('rows', 0):>9,} {v.get('missing_rows', 0):>8,} {v.get('duplicate_rows', 0):>5,} "
             f"{v.get('wrong_cells', 0):>12,} {v.get('null_cells', 0):>9,} {v.get('expected_null_cells', 0):>9,}"
+            f" {_fmt(row.get('load'), '.1f'):>5}"
         )
     lines += ["", "materialization (whole window into the SQLite online store), fresh process each:"]
-    lines.append(f"  {'system':<22} {'seconds':>8} {'source rows/s':>14} {'peak MiB':>9}")
+    lines.append(f"  {'system':<22} {'seconds':>8} {'source rows/s':>14} {'peak MiB':>9} {'load':>5}")
     mats = [(f"feast {k}", v) for k, v in (feast.get("materialize") or {}).items()]
     if ours.get("materialize"):
         mats.append(("mallard", ours["materialize"]))
     for name, row in mats:
         lines.append(
             f"  {name:<22} {row['seconds']:>8.2f} {row['rows_per_second']:>14,.0f} {_mib(row.get('maxrss_kib')):>9}"
+            f" {_fmt(row.get('load'), '.1f'):>5}"
         )
     lines += ["", "online retrieval, sequential requests, random keys (ms):"]
-    lines.append(
-        f"  {'system':<10} {'where':<11} {'shape':<7} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8} {'values':>12}"
-    )
+    head = f"  {'system':<10} {'where':<11} {'shape':<7} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8} {'values':>17}"
+    lines.append(head + f" {'load':>5}")
     for name, side in (("feast", feast), ("mallard", ours)):
         for where, shapes in (side.get("online") or {}).items():
             for shape, s in shapes.items():
                 found = f"{s['values']:,}/{s['expected_values']:,}"
                 lines.append(
                     f"  {name:<10} {where:<11} {shape:<7} {s['requests']:>5} {s['p50_ms']:>8.2f} "
-                    f"{s['p99_ms']:>8.2f} {s['max_ms']:>8.2f} {found:>12}"
+                    f"{s['p99_ms']:>8.2f} {s['max_ms']:>8.2f} {found:>17} {_fmt(s.get('load'), '.1f'):>5}"
                     + (f" {s['errors']} errors" if s["errors"] else "")
                 )
+    lines.append("  (load: the 1-minute load average when each measurement started; other work shares the CPUs)")
     lines += ["", "goals (ratios against Feast measured in this run):"]
     for g in data["goals"]:
         if g["met"] is None:
