@@ -13,7 +13,8 @@ app = typer.Typer(help="Deployments of builds and their status.", no_args_is_hel
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def _ready(deployment: dict[str, Any]) -> str:
+def ready(deployment: dict[str, Any]) -> str:
+    """Ready replicas over desired ones, e.g. 2/3."""
     replicas = deployment.get("replicas") or []
     wanted = sum(v["replicas"] for v in deployment.get("variations") or [])
     return f"{sum(1 for r in replicas if r.get('ready'))}/{wanted}"
@@ -37,7 +38,7 @@ def list_(
         row["variations_"] = ", ".join(
             f"{v['name']}{'(shadow)' if v['shadow'] else ':' + str(v['weight'])}" for v in row["variations"]
         )
-        row["ready"] = _ready(row)
+        row["ready"] = ready(row)
     columns = ["id", "name", "kind", "state", "ready", "revision", "variations_", "runtime", "updated_at"]
     print_table(rows, columns, title="deployments")
 

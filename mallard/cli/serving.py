@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from mallard.cli.deployments import ready as _ready
 from mallard.cli.output import console, err_console, handle_errors, print_json, print_table
 from mallard.client import ApiError, ControlPlaneClient
 
@@ -50,7 +51,8 @@ def _deploy(kind: str, body: dict[str, Any], *, wait: bool, wait_timeout: float,
     if as_json:
         print_json(deployment)
     elif wait:
-        console.print(f"{deployment['state']}: {deployment.get('message') or ''}", highlight=False)
+        message = f": {deployment['message']}" if deployment.get("message") else ""
+        console.print(f"{deployment['state']}{message} ({_ready(deployment)} replicas ready)", highlight=False)
     if wait and deployment["state"] == "FAILED":
         raise typer.Exit(1)
 
