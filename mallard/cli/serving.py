@@ -28,9 +28,12 @@ SHADOW = typer.Option(False, "--shadow", help="Mirror traffic to it: answers are
 RUNTIME = typer.Option(None, "--runtime", help="local (a process in the build's virtualenv) or docker.")
 LOGGING = typer.Option(None, "--logging/--no-logging", help="Log predictions to the inference lake (default on).")
 TIMEOUT_MS = typer.Option(None, "--timeout-ms", min=1, max=600_000, help="Per-request prediction timeout.")
-WAIT = typer.Option(False, "--wait", help="Wait until the agent reports this revision running (or failed).")
+WAIT = typer.Option(
+    False, "--wait", help="Wait until the agent reports this revision running (batch: finished) or failed."
+)
 WAIT_TIMEOUT = typer.Option(300.0, "--wait-timeout", help="Seconds --wait waits.")
 SETTLED = {"RUNNING", "SUCCEEDED", "FAILED", "STOPPED"}
+FINISHED = {"SUCCEEDED", "FAILED", "STOPPED"}  # a batch job is waited for until it ends
 
 
 def _deploy(kind: str, body: dict[str, Any], *, wait: bool, wait_timeout: float, as_json: bool) -> None:
@@ -47,7 +50,10 @@ def _deploy(kind: str, body: dict[str, Any], *, wait: bool, wait_timeout: float,
                 highlight=False,
             )
         if wait:
-            deployment = wait_for_revision(cp, deployment["id"], deployment["revision"], timeout=wait_timeout)
+            settled = FINISHED if kind == "batch" else SETTLED
+            deployment = wait_for_revision(
+                cp, deployment["id"], deployment["revision"], timeout=wait_timeout, settled=settled
+            )
     if as_json:
         print_json(deployment)
     elif wait:
@@ -57,12 +63,14 @@ def _deploy(kind: str, body: dict[str, Any], *, wait: bool, wait_timeout: float,
         raise typer.Exit(1)
 
 
-def wait_for_revision(cp: ControlPlaneClient, deployment_id: str, revision: int, *, timeout: float) -> dict[str, Any]:
-    """Poll until the agent reports `revision` (or a later one) settled; ApiError on timeout."""
+def wait_for_revision(
+    cp: ControlPlaneClient, deployment_id: str, revision: int, *, timeout: float, settled: set[str] = SETTLED
+) -> dict[str, Any]:
+    """Poll until the agent reports `revision` (or a later one) in a `settled` state; ApiError on timeout."""
     deadline = time.monotonic() + timeout
     while True:
         deployment: dict[str, Any] = cp.get(f"/deployments/{deployment_id}")
-        if deployment["observed_revision"] >= revision and deployment["state"] in SETTLED:
+        if deployment["observed_revision"] >= revision and deployment["state"] in settled:
             return deployment
         if time.monotonic() > deadline:
             raise ApiError(
