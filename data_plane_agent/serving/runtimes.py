@@ -181,12 +181,15 @@ class LocalRuntime(ServingRuntime):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         venv = prepared.python.parent.parent
         env = child_env(dict(os.environ), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+        for key, value in _THREAD_DEFAULTS.items():
+            env[key] = os.environ.get(key, value)
+        for key, value in _build_env(prepared.artifact.project_dir).items():
+            if key not in ("PATH", "VIRTUAL_ENV", "PYTHONPATH"):
+                env[key] = value  # mallard.yaml build.env, as the model saw it at build time
         if self.python is None:
             env |= {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{env['PATH']}"}
         elif "PYTHONPATH" in os.environ:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # the agent's own interpreter and source tree
-        for key, value in _THREAD_DEFAULTS.items():
-            env[key] = os.environ.get(key, value)
         project = prepared.artifact.project_dir
         with open(log_path, "ab") as log:
             process = await asyncio.create_subprocess_exec(
@@ -207,6 +210,16 @@ class LocalRuntime(ServingRuntime):
                 preexec_fn=_die_with_parent,
             )
         return LocalProcess(process, name, log_path)
+
+
+def _build_env(project: Path) -> dict[str, str]:
+    """`build.env` of the artifact's mallard.yaml (empty when it has none or cannot be read)."""
+    from mallard.project import CONFIG_FILE, ProjectError, read_config
+
+    try:
+        return dict(read_config(project / CONFIG_FILE).build.env)
+    except (ProjectError, OSError):
+        return {}
 
 
 async def fetch_artifact(artifacts: ArtifactCache, digest: str) -> UnpackedArtifact:
