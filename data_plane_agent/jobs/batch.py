@@ -117,7 +117,9 @@ def _merge(inputs: pa.Table, outputs: pa.Table, first_row: int) -> pa.Table:
 
 def _write_part(output: ObjectStore, number: int, table: pa.Table) -> None:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    # Dictionary encoding only pays for text; on numbers it costs about 5x the write time.
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    pq.write_table(table, sink, compression="zstd", use_dictionary=text)
     sink.seek(0)
     output.put_stream(PART.format(number), sink)
 

@@ -32,6 +32,7 @@ from data_plane_agent.lake.table import group_by_partition, partition_dir, to_fi
 from data_plane_agent.storage import ObjectStore
 
 log = logging.getLogger("mallard.agent.lake")
+DICTIONARY_COLUMNS = ["model", "deployment_id", "variation", "build_id", "status"]  # few distinct values
 RETRY_SECONDS = 5.0  # between attempts to write spooled rows while the store fails
 
 
@@ -183,7 +184,7 @@ class InferenceLake:
         for (model, date, hour), records in group_by_partition(closed.load()).items():
             table = to_file_table(records)
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression="zstd")
+            pq.write_table(table, sink, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
             key = f"{partition_dir(model, date, hour)}/{closed.id}.parquet"
             self.store.put_stream(key, io.BytesIO(sink.getvalue().to_pybytes()))
 
