@@ -125,12 +125,17 @@ class ServingEngine:
             raise Unavailable("the serving engine is not running")
         spec = _normalised(spec)
         deployment_id, revision = spec["deployment_id"], spec["revision"]
-        stored = self._state.revision(deployment_id)
-        if stored is not None and stored > revision:
-            return {"deployment_id": deployment_id, "revision": stored, "applied": False, "reason": "older revision"}
+        stored = self._state.get(deployment_id)
+        if stored is not None and stored.revision > revision:
+            reason = f"revision {stored.revision} is already applied"
+            return {"deployment_id": deployment_id, "revision": stored.revision, "applied": False, "reason": reason}
         current = self._deployments.get(deployment_id)
-        if stored == revision and current is not None:
-            return {"deployment_id": deployment_id, "revision": revision, "applied": True, "state": current.state}
+        if stored is not None and stored.revision == revision:
+            if stored.final_state is not None:  # redelivered after it finished or was deleted
+                final = stored.final_state
+                return {"deployment_id": deployment_id, "revision": revision, "applied": False, "state": final}
+            if current is not None:
+                return {"deployment_id": deployment_id, "revision": revision, "applied": True, "state": current.state}
         self._state.put(spec, now_ms=_now_ms())
         if current is not None and current.kind == spec["kind"] == DeploymentKind.REALTIME:
             current.spec = spec
@@ -147,7 +152,7 @@ class ServingEngine:
         """Stop a deployment (drain, then stop its replicas) and forget its desired state."""
         if self._state is None:
             raise Unavailable("the serving engine is not running")
-        self._state.delete(deployment_id)
+        self._state.stop(deployment_id, now_ms=_now_ms())
         deployment = self._deployments.get(deployment_id)
         if deployment is None:
             return {"deployment_id": deployment_id, "deleted": False}

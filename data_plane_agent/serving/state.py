@@ -2,7 +2,8 @@
 
 The spec is written before the engine reconciles to it, so an agent restarted for any reason
 brings back what it served, without the control plane. A finished batch job keeps its row with
-its final state, so a restart does not run it again; `deployment.delete` removes the row.
+its final state, so a restart does not run it again; `deployment.delete` leaves a STOPPED tombstone, so a late
+redelivery of an apply it superseded is ignored (a new apply comes with a higher revision).
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ class DesiredState:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(SCHEMA)
 
-    def revision(self, deployment_id: str) -> int | None:
+    def get(self, deployment_id: str) -> StoredDeployment | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT revision FROM deployment WHERE deployment_id = ?", (deployment_id,)
+                "SELECT spec_json, revision, final_state FROM deployment WHERE deployment_id = ?", (deployment_id,)
             ).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else StoredDeployment(json.loads(row[0]), int(row[1]), row[2])
 
     def put(self, spec: ApplySpec, *, now_ms: int) -> None:
         with self._lock:
@@ -67,9 +68,13 @@ class DesiredState:
                 (state, now_ms, deployment_id, revision),
             )
 
-    def delete(self, deployment_id: str) -> None:
+    def stop(self, deployment_id: str, *, now_ms: int) -> None:
+        """Keep a STOPPED tombstone at the last revision, so a late redelivery of it is not deployed again."""
         with self._lock:
-            self._conn.execute("DELETE FROM deployment WHERE deployment_id = ?", (deployment_id,))
+            self._conn.execute(
+                "UPDATE deployment SET final_state = 'STOPPED', updated_at_ms = ? WHERE deployment_id = ?",
+                (now_ms, deployment_id),
+            )
 
     def all(self) -> list[StoredDeployment]:
         with self._lock:

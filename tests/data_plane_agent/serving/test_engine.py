@@ -68,6 +68,11 @@ async def test_a_deployed_model_predicts_reports_running_and_records_each_answer
         assert statuses(outbox, "dep_1")[-1]["state"] == "STOPPED"
         with pytest.raises(NotFound):
             await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r")
+        # A late redelivery of the deleted revision deploys nothing; a newer revision does.
+        late = await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
+        assert late["applied"] is False and late["state"] == "STOPPED" and engine.deployments() == []
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)], revision=2))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING", what="redeployed")
     finally:
         await engine.shutdown(5)
 
