@@ -14,88 +14,19 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from control_plane.models import Agent, Build, Deployment, DeploymentRevision, RegisteredModel, utcnow
-from control_plane.models.common import iso
 from control_plane.services import audit
 from control_plane.services.builds import get_model
 from control_plane.services.commands import create_command
+from control_plane.services.deployment_requests import DEFAULT_BATCH_ROWS, validate_request
 from shared import serving as contract
 from shared.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger("mallard.deployments")
 
 DEFAULT_TIMEOUT_MS = 10_000
-MAX_TIMEOUT_MS = 600_000
-DEFAULT_BATCH_ROWS = 10_000
 # Desired state must reach an agent that was offline for a while: deployment commands outlive
 # the default command TTL (the agent ignores revisions older than one it has applied).
 MIN_COMMAND_TTL_SECONDS = 7 * 24 * 3600
-
-
-def validate_request(
-    *,
-    kind: str,
-    variation: str,
-    weight: int,
-    replicas: int,
-    runtime: str | None,
-    timeout_ms: int | None,
-    batch: dict[str, Any] | None,
-    streaming: dict[str, Any] | None,
-) -> None:
-    """Check a deploy request's values before touching the database (InvalidInput naming the field)."""
-    if kind not in {k.value for k in contract.DeploymentKind}:
-        raise InvalidInput(f"kind must be one of {', '.join(contract.DeploymentKind)}, got {kind!r}", field="kind")
-    if not contract.VARIATION_NAME.match(variation):
-        raise InvalidInput(
-            f"variation {variation!r} is not valid; use lowercase letters, digits and '-' (up to 63)",
-            field="variation",
-        )
-    if not 0 <= weight <= 100:
-        raise InvalidInput(f"weight must be between 0 and 100, got {weight}", field="weight")
-    if not 1 <= replicas <= contract.MAX_REPLICAS:
-        raise InvalidInput(f"replicas must be between 1 and {contract.MAX_REPLICAS}, got {replicas}", field="replicas")
-    if runtime is not None and runtime not in {r.value for r in contract.Runtime}:
-        raise InvalidInput(f"runtime must be one of {', '.join(contract.Runtime)}, got {runtime!r}", field="runtime")
-    if timeout_ms is not None and not 1 <= timeout_ms <= MAX_TIMEOUT_MS:
-        raise InvalidInput(f"timeout_ms must be between 1 and {MAX_TIMEOUT_MS}", field="timeout_ms")
-    if kind == contract.DeploymentKind.BATCH:
-        _check_batch(batch)
-    elif batch is not None:
-        raise InvalidInput("batch settings are only for kind batch", field="batch")
-    if kind == contract.DeploymentKind.STREAMING:
-        _check_streaming(streaming)
-    elif streaming is not None:
-        raise InvalidInput("streaming settings are only for kind streaming", field="streaming")
-
-
-def _check_batch(batch: dict[str, Any] | None) -> None:
-    if batch is None:
-        raise InvalidInput("a batch deployment needs batch.input and batch.output", field="batch")
-    for key in ("input", "output"):
-        value = batch.get(key)
-        if not isinstance(value, str) or not value.strip() or len(value) > 1000:
-            raise InvalidInput(
-                f"batch.{key} must be a Parquet path, directory or s3://bucket/prefix (up to 1000 characters)",
-                field="batch",
-            )
-    rows = batch.get("batch_rows", DEFAULT_BATCH_ROWS)
-    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= 10_000_000:
-        raise InvalidInput("batch.batch_rows must be an integer between 1 and 10000000", field="batch")
-
-
-def _check_streaming(streaming: dict[str, Any] | None) -> None:
-    if streaming is None:
-        raise InvalidInput(
-            "a streaming deployment needs streaming.redis_url, input_stream, output_stream and group",
-            field="streaming",
-        )
-    url = streaming.get("redis_url")
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")) or len(url) > 500:
-        raise InvalidInput("streaming.redis_url must be a redis:// or rediss:// URL", field="streaming")
-    for key in ("input_stream", "output_stream", "group"):
-        value = streaming.get(key)
-        if not isinstance(value, str) or not value.strip() or len(value) > 200:
-            raise InvalidInput(f"streaming.{key} must be a name of 1-200 characters", field="streaming")
 
 
 def _active(session: Session, *, tenant_id: str, model_id: str, kind: str) -> Deployment | None:
@@ -376,52 +307,6 @@ def revisions(session: Session, deployment: Deployment) -> list[DeploymentRevisi
             .order_by(col(DeploymentRevision.revision))
         )
     )
-
-
-def deployment_view(
-    deployment: Deployment, *, model_name: str | None = None, data_plane_url: str | None = None
-) -> dict[str, Any]:
-    return {
-        "id": deployment.id,
-        "name": deployment.name,
-        "model_id": deployment.model_id,
-        "model": model_name,
-        "project_id": deployment.project_id,
-        "agent_id": deployment.agent_id,
-        "data_plane_url": data_plane_url,
-        "kind": deployment.kind,
-        "runtime": deployment.runtime,
-        "logging": deployment.logging,
-        "timeout_ms": deployment.timeout_ms,
-        "revision": deployment.revision,
-        "variations": json.loads(deployment.variations_json or "[]"),
-        "batch": json.loads(deployment.batch_json) if deployment.batch_json else None,
-        "streaming": json.loads(deployment.streaming_json) if deployment.streaming_json else None,
-        "desired": deployment.desired,
-        "state": deployment.state,
-        "message": deployment.message,
-        "observed_revision": deployment.observed_revision,
-        "replicas": json.loads(deployment.replicas_json or "[]"),
-        "rows_done": deployment.rows_done,
-        "rows_total": deployment.rows_total,
-        "lag": deployment.lag,
-        "reported_at": iso(deployment.reported_at),
-        "created_by": deployment.created_by,
-        "created_at": iso(deployment.created_at),
-        "updated_at": iso(deployment.updated_at),
-        "stopped_at": iso(deployment.stopped_at),
-    }
-
-
-def revision_view(row: DeploymentRevision) -> dict[str, Any]:
-    return {
-        "revision": row.revision,
-        "action": row.action,
-        "spec": json.loads(row.spec_json or "{}"),
-        "command_id": row.command_id,
-        "created_by": row.created_by,
-        "created_at": iso(row.created_at),
-    }
 
 
 def fail_refused_apply(session: Session, *, agent_id: str, spec: dict[str, Any], error: str) -> None:

@@ -14,6 +14,8 @@ from control_plane.api.deps import CurrentPrincipal, SessionDep, SettingsDep
 from control_plane.api.schemas import RequestBody
 from control_plane.models import Agent, Deployment, RegisteredModel
 from control_plane.services import deployment_events, deployments
+from control_plane.services.deployment_requests import DEFAULT_BATCH_ROWS
+from control_plane.services.deployment_views import deployment_view, revision_view
 
 router = APIRouter(tags=["deployments"])
 
@@ -21,7 +23,7 @@ router = APIRouter(tags=["deployments"])
 class BatchBody(RequestBody):
     input: str = Field(description="Parquet file, directory or s3://bucket/prefix in the data plane.")
     output: str = Field(description="Directory or s3://bucket/prefix where part files are written.")
-    batch_rows: int = Field(default=deployments.DEFAULT_BATCH_ROWS, description="Rows per record batch.")
+    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, description="Rows per record batch.")
 
 
 class StreamingBody(RequestBody):
@@ -49,7 +51,7 @@ class DeploymentCreate(RequestBody):
 def _view(session: Session, deployment: Deployment) -> dict[str, Any]:
     model = session.get(RegisteredModel, deployment.model_id)
     agent = session.get(Agent, deployment.agent_id)
-    return deployments.deployment_view(
+    return deployment_view(
         deployment, model_name=model.name if model else None, data_plane_url=agent.data_plane_url if agent else None
     )
 
@@ -112,7 +114,7 @@ def get_deployment_history(
 ) -> list[dict[str, Any]]:
     """Every revision of the desired state, oldest first."""
     deployment = deployments.get_deployment(session, tenant_id=principal.tenant_id, deployment=deployment_id)
-    return [deployments.revision_view(r) for r in deployments.revisions(session, deployment)]
+    return [revision_view(r) for r in deployments.revisions(session, deployment)]
 
 
 @router.delete("/deployments/{deployment_id}")

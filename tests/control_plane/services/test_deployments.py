@@ -159,10 +159,11 @@ def test_status_events_update_the_deployment_and_late_ones_are_ignored(database_
         session.refresh(dep)
         assert (dep.state, dep.observed_revision) == ("RUNNING", 2)
         # Malformed reports are stored and skipped, never block the agent's later events.
-        for seq, bad in enumerate(
-            [{"deployment_id": dep.id, "revision": 2, "state": "EXPLODED"}, {"deployment_id": dep.id, "revision": "x"}],
-            start=5,
-        ):
+        malformed: list[dict] = [
+            {"deployment_id": dep.id, "revision": 2, "state": "EXPLODED"},
+            {"deployment_id": dep.id, "revision": "x"},
+        ]
+        for seq, bad in enumerate(malformed, start=5):
             assert event(session, agent, seq, contract.STATUS_EVENT, bad)
         session.refresh(dep)
         assert dep.state == "RUNNING"
