@@ -88,6 +88,7 @@ class FeatureService:
         self._scheduler: threading.Thread | None = None
         self._last_tick = datetime.now(UTC)
         self._reported: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self._project_of: dict[str, str] = {}  # feature-set name -> its only project (cleared by apply)
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -122,6 +123,9 @@ class FeatureService:
         """The project a feature-set name belongs to (given, or the only one that has it)."""
         if project:
             return project
+        cached = self._project_of.get(name)
+        if cached is not None:  # online reads must not list the registry every call
+            return cached
         having = [p for p in self.projects() if any(fs.name == name for fs in self.engine.definitions(project=p))]
         if not having:
             raise NotFound(f"feature set {name!r} is not applied on this agent", field="feature_set")
@@ -129,6 +133,7 @@ class FeatureService:
             raise InvalidInput(
                 f"feature set {name!r} exists in projects {', '.join(having)}; name the project", field="project"
             )
+        self._project_of[name] = having[0]
         return having[0]
 
     def get_online(
@@ -156,9 +161,11 @@ class FeatureService:
         for item in spec.get("definitions") or []:
             by_project.setdefault(str(item["project"]), []).append(dict(item["definition"]))
         applied: list[dict[str, Any]] = []
+        self._project_of.clear()
         for project, definitions in by_project.items():
             for result in self.engine.apply(definitions, project=project):
                 applied.append({"project": project, **result})
+        self._project_of.clear()  # again: a read during the apply may have cached the old answer
         for item in applied:
             fs = self.engine.definition(item["name"], item["version"], project=item["project"])
             if isinstance(fs, StreamFeatureSet) and (item["changed"] or self._stream_key(item) not in self._streams):
