@@ -16,7 +16,7 @@ from data_plane_agent.features.duck import open_duckdb
 from data_plane_agent.features.materialize import MaterializationResult, Materializer, ProgressFn, online_table
 from data_plane_agent.features.offline import OfflineStore
 from data_plane_agent.features.online import OnlineStore, entity_key
-from data_plane_agent.features.pit import FeatureRequest, PointInTimeJoin
+from data_plane_agent.features.pit import MEMORY_ROWS, FeatureRequest, PointInTimeJoin
 from data_plane_agent.features.registry import FeatureRegistry
 from data_plane_agent.storage import ObjectStore
 from mallard.features import (
@@ -91,8 +91,10 @@ class FeatureEngine:
         *,
         memory_limit: str = "2GB",
         threads: int | None = None,
+        pit_memory_rows: int = MEMORY_ROWS,
     ) -> None:
         self.home = home / "features"
+        self.pit_memory_rows = pit_memory_rows
         self.store = store
         self.online = online
         self.tenant_id = tenant_id
@@ -190,7 +192,7 @@ class FeatureEngine:
         run_dir = self.home / "work" / f"pit-{uuid.uuid4().hex}"
         con = open_duckdb(run_dir, memory_limit=self.memory_limit, threads=self.threads)
         try:
-            rows = PointInTimeJoin(con).run(
+            rows = PointInTimeJoin(con, memory_rows=self.pit_memory_rows, threads=self.threads).run(
                 entities, requests, out_path, timestamp_column=timestamp_column, full_feature_names=full_feature_names
             )
         finally:

@@ -142,12 +142,12 @@ class Materializer:
             if kept_files:
                 kept_scan = f"read_parquet({quote_list(kept_files)}, hive_partitioning = false)"
                 kept = f"SELECT * FROM {kept_scan} WHERE NOT ({in_range})"
-                kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchone()[0])  # type: ignore[index]
+                kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchall()[0][0])
                 union = f"{union} UNION ALL BY NAME {kept}"
             copied = con.execute(
                 f"COPY (SELECT *, strftime(event_timestamp, '%Y-%m-%d') AS date FROM ({union})) "
                 f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}')"
-            ).fetchone()
+            ).fetchall()[0]
             source_rows = int(copied[0]) - kept_rows if copied else 0
             report("reading source", source_rows, source_rows)
             written = self._write_online(con, project, fs, staging, in_range, end, report) if fs.online else 0

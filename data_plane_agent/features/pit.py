@@ -16,18 +16,26 @@ are exact.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from data_plane_agent.features import pit_memory
 from data_plane_agent.features.duck import ident, quote_list
 from mallard.features import FeatureSet
 from mallard.features.types import DUCKDB_TYPES, accepts, is_timestamp
 from shared.errors import InvalidInput
 
 _ENTITY_VIEW = "__entities"
+# Entity rows, and rows of one feature set, up to which the join runs in memory (numpy for sets
+# keyed by one int, DuckDB over an in-memory entity table otherwise); above it, fully out of core.
+MEMORY_ROWS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,12 @@ class FeatureRequest:
 class PointInTimeJoin:
     """Historical retrieval over an open DuckDB connection (see the module docstring)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, *, memory_rows: int = MEMORY_ROWS, threads: int | None = None
+    ) -> None:
         self.con = con
+        self.memory_rows = memory_rows
+        self.threads = threads or min(4, os.cpu_count() or 1)
 
     def run(
         self,
@@ -60,10 +72,12 @@ class PointInTimeJoin:
         columns = self._register_entities(entities)
         self._check_entities(columns, requests, timestamp_column)
         names = self._output_names(columns, requests, full_feature_names)
-        sql = self._query(columns, requests, timestamp_column, names)
         out_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._fits_in_memory(requests):
+            return self._run_in_memory(columns, requests, timestamp_column, names, out_path)
+        sql = self._query(requests, timestamp_column, names)
         try:
-            row = self.con.execute(f"COPY ({sql}) TO '{out_path.as_posix()}' (FORMAT parquet)").fetchone()
+            row = self.con.execute(f"COPY ({sql}) TO '{out_path.as_posix()}' (FORMAT parquet)").fetchall()[0]
         except duckdb.ConversionException as exc:
             raise InvalidInput(
                 f"entity column {timestamp_column!r} has values that are not timestamps: {exc}", field=timestamp_column
@@ -113,7 +127,7 @@ class PointInTimeJoin:
                     raise InvalidInput(f"entity key {key!r} must be {type_name}, not {columns[key]}", field=key)
                 needed[key] = type_name
         checks = [f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in [ts, *needed]]
-        nulls = self.con.execute(f"SELECT {', '.join(checks)} FROM {_ENTITY_VIEW}").fetchone() or ()
+        nulls = self.con.execute(f"SELECT {', '.join(checks)} FROM {_ENTITY_VIEW}").fetchall()[0]
         for column, count in zip([ts, *needed], nulls, strict=True):
             if count:
                 raise InvalidInput(f"{count} entity rows have no value in {column!r}", field=column)
@@ -136,16 +150,76 @@ class PointInTimeJoin:
             out.append(names)
         return out
 
-    def _query(self, columns: dict[str, str], requests: list[FeatureRequest], ts: str, names: list[list[str]]) -> str:
+    def _fits_in_memory(self, requests: list[FeatureRequest]) -> bool:
+        entity_rows = int(self.con.execute(f"SELECT count(*) FROM {_ENTITY_VIEW}").fetchall()[0][0])
+        if entity_rows > self.memory_rows:
+            return False
+        for request in requests:
+            if request.files:
+                rows = sum(pq.ParquetFile(f).metadata.num_rows for f in request.files)
+                if rows > self.memory_rows:
+                    return False
+        return True
+
+    def _run_in_memory(
+        self, columns: dict[str, str], requests: list[FeatureRequest], ts: str, names: list[list[str]], out_path: Path
+    ) -> int:
+        keys = {k: t for r in requests for k, t in r.feature_set.entity.keys.items()}
+        casts = "".join(f", CAST({ident(k)} AS {DUCKDB_TYPES[t]}) AS {ident('__e_' + k)}" for k, t in keys.items())
+        try:
+            stamp = f"epoch_us(CAST({ident(ts)} AS TIMESTAMPTZ)) AS __ts_us"
+            entities = self.con.sql(f"SELECT *, {stamp}{casts} FROM {_ENTITY_VIEW} ORDER BY __row").to_arrow_table()
+        except duckdb.ConversionException as exc:
+            raise InvalidInput(f"entity column {ts!r} has values that are not timestamps: {exc}", field=ts) from exc
+        times = entities.column("__ts_us").to_numpy(zero_copy_only=False)
+        narrow = pa.table(
+            {"__row": pa.array(np.arange(entities.num_rows, dtype=np.int64))}
+            | {c: entities.column(c) for c in dict.fromkeys([*keys, ts])}
+        )
+
+        def one(i: int) -> list[pa.Array] | None:
+            request = requests[i]
+            if not pit_memory.eligible(request.feature_set):
+                return None
+            key = next(iter(request.feature_set.entity.keys))
+            entity_keys = entities.column("__e_" + key).to_numpy(zero_copy_only=False)
+            return pit_memory.join(request.feature_set, request.features, request.files, entity_keys, times)
+
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            results = list(pool.map(one, range(len(requests))))
+        out = entities.select(list(columns))
+        self.con.register("__entities_narrow", narrow)
+        for i, request in enumerate(requests):
+            arrays = results[i]
+            if arrays is None:
+                sql = self._query([request], ts, [names[i]], relation="__entities_narrow", keep_entity=False)
+                joined = self.con.sql(sql).to_arrow_table()
+                arrays = [joined.column(n).combine_chunks() for n in names[i]]
+            for name, array in zip(names[i], arrays, strict=True):
+                out = out.append_column(name, array)
+        pq.write_table(out, out_path)
+        return out.num_rows
+
+    def _query(
+        self,
+        requests: list[FeatureRequest],
+        ts: str,
+        names: list[list[str]],
+        *,
+        relation: str = _ENTITY_VIEW,
+        keep_entity: bool = True,
+    ) -> str:
         ctes = []
         key_casts: dict[str, str] = {}
         for request in requests:
             for key, type_name in request.feature_set.entity.keys.items():
                 key_casts[key] = f"CAST({ident(key)} AS {DUCKDB_TYPES[type_name]}) AS {ident('__e_' + key)}"
         casts = ", ".join(key_casts.values())
-        ctes.append(f"e AS (SELECT *, CAST({ident(ts)} AS TIMESTAMPTZ) AS __ts, {casts} FROM {_ENTITY_VIEW})")
+        ctes.append(f"e AS (SELECT *, CAST({ident(ts)} AS TIMESTAMPTZ) AS __ts, {casts} FROM {relation})")
         joins = []
-        selects = ["e.* EXCLUDE (__ts, __row" + "".join(f", {ident('__e_' + k)}" for k in key_casts) + ")"]
+        selects = []
+        if keep_entity:
+            selects.append("e.* EXCLUDE (__ts, __row" + "".join(f", {ident('__e_' + k)}" for k in key_casts) + ")")
         for i, request in enumerate(requests):
             fs = request.feature_set
             ctes.append(f"f{i} AS ({self._feature_rows(i, request)})")

@@ -57,9 +57,20 @@ class FeatureRegistry:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        # Parsed definitions, dropped whenever any connection (another process too) commits a change:
+        # online reads look a definition up on every call and must not pay for JSON parsing.
+        self._cache: dict[tuple[str, str, int | None], AnyFeatureSet] = {}
+        self._version = -1
+
+    def _fresh_cache(self) -> None:
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
 
     def put(self, project: str, definition: AnyFeatureSet) -> None:
         with self._lock:
+            self._cache.clear()
             self._db.execute(
                 "INSERT OR REPLACE INTO definitions VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -76,6 +87,10 @@ class FeatureRegistry:
     def get(self, project: str, name: str, version: int | None = None) -> AnyFeatureSet:
         """The definition of `name` at `version` (latest when None); NotFound naming it otherwise."""
         with self._lock:
+            self._fresh_cache()
+            cached = self._cache.get((project, name, version))
+            if cached is not None:
+                return cached
             if version is None:
                 row = self._db.execute(
                     "SELECT body FROM definitions WHERE project = ? AND name = ? ORDER BY version DESC LIMIT 1",
@@ -94,6 +109,8 @@ class FeatureRegistry:
             )
         definition = definition_from_dict(json.loads(row[0]))
         assert isinstance(definition, FeatureSet | StreamFeatureSet)
+        with self._lock:
+            self._cache[(project, name, version)] = definition
         return definition
 
     def find(self, project: str, name: str, version: int | None = None) -> AnyFeatureSet | None:

@@ -116,7 +116,8 @@ def feature_rows_sql(fs: FeatureSet, relation: str = TRANSFORMED_VIEW) -> str:
     if fs.created_timestamp:
         parts.append(f"CAST({_ident(fs.created_timestamp)} AS TIMESTAMPTZ) AS created_timestamp")
     parts += [f"CAST({_ident(f.name)} AS {DUCKDB_TYPES[f.type]}) AS {_ident(f.name)}" for f in fs.features]
-    return f"SELECT {', '.join(parts)} FROM {relation} WHERE {_ident(fs.timestamp)} IS NOT NULL"
+    not_null = " AND ".join(f"{_ident(c)} IS NOT NULL" for c in [fs.timestamp, *fs.entity.keys])
+    return f"SELECT {', '.join(parts)} FROM {relation} WHERE {not_null}"
 
 
 def _check_duplicates(definitions: list[Definition]) -> None:

@@ -2,8 +2,10 @@
 
 Two feature sets are materialized into the offline store and joined with random entity rows:
 `stats` has a created timestamp (rows arrive late) and a TTL, `zone_stats` has a composite key
-(int + str), no created timestamp and sometimes no TTL. Event times collide on purpose (ties),
-some entities have no history, and entity timestamps come in several time zones.
+(int + str), no created timestamp and sometimes no TTL, `recent` has one int key and no created
+timestamp (the numpy join). Each example runs in memory or fully out of core (DuckDB streaming).
+Event times collide on purpose (ties), some entities have no history, and entity timestamps come
+in several time zones.
 """
 
 from __future__ import annotations
@@ -97,6 +99,14 @@ def write_sources(root: Path, stats: list[Any], zones: list[Any], ttl_hours: int
             features=[Feature("surge", "float")],
             ttl=None if ttl_hours is None else timedelta(hours=ttl_hours),
         ),
+        FeatureSet(
+            "recent",
+            entity=DRIVER,
+            source=ParquetSource(str(root / "stats.parquet")),
+            timestamp="event_ts",
+            features=[Feature("trips", "int")],
+            ttl=timedelta(hours=12),
+        ),
     ]
 
 
@@ -118,15 +128,23 @@ def reference(candidates: list[tuple[datetime, datetime, Any]], at: datetime, tt
     entities=entity_rows,
     tz=st.sampled_from(TIME_ZONES),
     zone_ttl=st.sampled_from([None, 6, 36]),
+    in_memory=st.booleans(),
 )
 def test_historical_retrieval_matches_a_brute_force_reference(
-    tmp_path: Path, stats: list[Any], zones: list[Any], entities: list[Any], tz: str | None, zone_ttl: int | None
+    tmp_path: Path,
+    stats: list[Any],
+    zones: list[Any],
+    entities: list[Any],
+    tz: str | None,
+    zone_ttl: int | None,
+    in_memory: bool,
 ) -> None:
     root = tmp_path / f"ex{next(COUNTER)}"
     try:
         engine = make_engine(root)
+        engine.pit_memory_rows = 10_000 if in_memory else 0
         engine.apply(write_sources(root / "data", stats, zones, zone_ttl), project="p")
-        for name in ("stats", "zone_stats"):
+        for name in ("stats", "zone_stats", "recent"):
             engine.materialize(name, project="p", start=BASE - 24 * HOUR, end=BASE + 200 * HOUR)
         times = [BASE + h * HOUR for _, _, h in entities]
         ts_type = pa.timestamp("us", tz=tz)
@@ -138,17 +156,26 @@ def test_historical_retrieval_matches_a_brute_force_reference(
                 "label": pa.array(range(len(entities)), pa.int64()),
             }
         )
-        out = engine.get_historical(frame, ["stats:trips", "zone_stats:surge"], root / "out.parquet", project="p")
+        out = engine.get_historical(
+            frame,
+            ["stats:trips", "zone_stats:surge", "recent:trips"],
+            root / "out.parquet",
+            project="p",
+            full_feature_names=True,
+        )
         result = pq.read_table(out.path)
         assert out.rows == len(entities) == result.num_rows
         assert result.column("label").to_pylist() == list(range(len(entities)))  # every row, in order
         assert result.column("event_timestamp").to_pylist() == frame.column("event_timestamp").to_pylist()
-        trips = result.column("trips").to_pylist()
-        surge = result.column("surge").to_pylist()
+        trips = result.column("stats__trips").to_pylist()
+        surge = result.column("zone_stats__surge").to_pylist()
+        recent = result.column("recent__trips").to_pylist()
         for i, (driver, zone, _) in enumerate(entities):
             at = times[i]
             stat_rows = [(BASE + h * HOUR, BASE + (h + d) * HOUR, v) for k, h, d, v in stats if k == driver]
             assert trips[i] in reference(stat_rows, at, timedelta(hours=24)), (i, entities[i])
+            recent_rows = [(BASE + h * HOUR, BASE + h * HOUR, v) for k, h, _, v in stats if k == driver]
+            assert recent[i] in reference(recent_rows, at, timedelta(hours=12)), (i, entities[i])
             zrows = [(BASE + h * HOUR, BASE + h * HOUR, v) for k, z, h, v in zones if (k, z) == (driver, zone)]
             ttl = None if zone_ttl is None else timedelta(hours=zone_ttl)
             assert surge[i] in reference(zrows, at, ttl), (i, entities[i])
