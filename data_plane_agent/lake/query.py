@@ -24,6 +24,7 @@ import grpc
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from data_plane_agent.lake.compaction import visible
 from data_plane_agent.lake.table import FILE_SCHEMA, LAKE_PREFIX, TABLE_SCHEMA
 from data_plane_agent.lake.writer import InferenceLake
 from data_plane_agent.storage import ObjectStore
@@ -118,9 +119,8 @@ class LakeQuery:
     def _files(self, skip_segments: set[str]) -> ds.Dataset:
         filesystem, base = store_filesystem(self.store, LAKE_PREFIX)
         paths = []
-        for key in self.store.list(LAKE_PREFIX + "/"):
-            name = key.rsplit("/", 1)[-1]
-            if name.endswith(".parquet") and name.removesuffix(".parquet") not in skip_segments:
+        for key in visible(self.store.list(LAKE_PREFIX + "/")):
+            if key.rsplit("/", 1)[-1].removesuffix(".parquet") not in skip_segments:
                 paths.append(base + key[len(LAKE_PREFIX) :])
         return ds.dataset(
             paths,

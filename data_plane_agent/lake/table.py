@@ -20,8 +20,10 @@ Columns (one row per answer of one model variation; shadow answers included):
 | `date`          | VARCHAR     | partition: `YYYY-MM-DD` of `timestamp`                               |
 | `hour`          | INTEGER     | partition: hour (0-23) of `timestamp`                                |
 
-Files live under `lake/predictions/model=<m>/date=<YYYY-MM-DD>/hour=<HH>/<segment>-<n>.parquet`
-in the data-plane object store; filters on `model`, `date` and `hour` prune whole directories.
+Files live under `lake/predictions/model=<m>/date=<YYYY-MM-DD>/hour=<HH>/<segment>.parquet`
+in the data-plane object store (one per flush; a finished hour is compacted into one
+`c-<segment>.parquet`, see compaction.py); filters on `model`, `date` and `hour` prune whole
+directories.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ FILE_SCHEMA = pa.schema(
         pa.field("error", pa.string()),
     ]
 )
+DICTIONARY_COLUMNS = ["model", "deployment_id", "variation", "build_id", "status"]  # few distinct values
 PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("hour", pa.int32())])
 TABLE_SCHEMA = pa.schema(list(FILE_SCHEMA) + list(PARTITION_SCHEMA))
 

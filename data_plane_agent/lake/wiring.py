@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from data_plane_agent.lake.compaction import Compactor
 from data_plane_agent.lake.metrics import MinuteMetrics
 from data_plane_agent.lake.query import LakeQuery
 from data_plane_agent.lake.writer import InferenceLake
@@ -32,6 +33,7 @@ def lake_from_settings(
         flush_rows=settings.lake_flush_rows,
         fsync_interval=settings.lake_fsync_interval_seconds,
         metrics=MinuteMetrics(emit),
+        compactor=Compactor(store, home / "lake" / "compaction"),
     )
     lake.start()
     query = LakeQuery(store, lake, max_rows=settings.lake_query_max_rows, timeout_s=settings.lake_query_timeout_seconds)

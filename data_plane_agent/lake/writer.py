@@ -5,7 +5,8 @@ per-minute aggregates, then, when the model's logging is on, appends the record 
 (`write(2)`, see spool.py) and to an in-memory buffer. A background thread fsyncs the spool every
 `fsync_interval` seconds and flushes the buffer to Parquet every `flush_interval` seconds or
 `flush_rows` rows: one file per partition touched, named after the spool segment, so a flush
-that is repeated after a crash rewrites the same keys instead of duplicating rows.
+that is repeated after a crash rewrites the same keys instead of duplicating rows. A second
+thread compacts finished hours (`compactor`, every `compact_interval` seconds).
 
 Loss window: none on SIGTERM (`close()` flushes everything) nor on `kill -9` of the agent (every
 recorded row is in the spool file, replayed at the next start); on a power loss or kernel crash,
@@ -25,14 +26,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_plane_agent.lake.compaction import Compactor
 from data_plane_agent.lake.metrics import MinuteMetrics
 from data_plane_agent.lake.records import PredictionRecord
 from data_plane_agent.lake.spool import Segment, Spool, encode
-from data_plane_agent.lake.table import group_by_partition, partition_dir, to_file_table, to_table
+from data_plane_agent.lake.table import DICTIONARY_COLUMNS, group_by_partition, partition_dir, to_file_table, to_table
 from data_plane_agent.storage import ObjectStore
 
 log = logging.getLogger("mallard.agent.lake")
-DICTIONARY_COLUMNS = ["model", "deployment_id", "variation", "build_id", "status"]  # few distinct values
 RETRY_SECONDS = 5.0  # between attempts to write spooled rows while the store fails
 
 
@@ -63,6 +64,8 @@ class InferenceLake:
         max_spool_bytes: int = 2 * 1024**3,
         metrics: MinuteMetrics | None = None,
         logging_enabled: Callable[[str], bool] | None = None,
+        compactor: Compactor | None = None,
+        compact_interval: float = 600.0,
     ) -> None:
         self.store = store
         self.spool = Spool(spool_dir)
@@ -72,6 +75,9 @@ class InferenceLake:
         self.max_spool_bytes = max_spool_bytes
         self.metrics = metrics
         self.logging_enabled = logging_enabled
+        self.compactor = compactor
+        self.compact_interval = compact_interval
+        self._compaction_thread: threading.Thread | None = None
         self.dropped = 0  # rows refused because the spool was full (the store unreachable for long)
         self._lock = threading.Lock()  # the current segment and buffer
         self._flush_lock = threading.Lock()  # one flush at a time; queries see a consistent snapshot
@@ -97,14 +103,18 @@ class InferenceLake:
             self._segment = self.spool.new_segment()
         self._thread = threading.Thread(target=self._run, name="lake-flusher", daemon=True)
         self._thread.start()
+        if self.compactor is not None:
+            self._compaction_thread = threading.Thread(target=self._compact, name="lake-compactor", daemon=True)
+            self._compaction_thread.start()
 
     def close(self) -> None:
         """Flush everything recorded so far and stop (safe to call twice)."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for thread in (self._thread, self._compaction_thread):
+            if thread is not None:
+                thread.join()
+        self._thread = self._compaction_thread = None
         self.flush()
         with self._lock:
             if self._segment is not None:
@@ -206,6 +216,18 @@ class InferenceLake:
                     self.metrics.tick()
             except Exception:  # the flusher must outlive any one failure
                 log.exception("lake: background flush failed")
+
+    def _pending_ids(self) -> set[str]:
+        with self._lock:
+            return {c.id for c in self._closed}
+
+    def _compact(self) -> None:
+        assert self.compactor is not None
+        while not self._stop.wait(self.compact_interval):
+            try:
+                self.compactor.run_once(pending=self._pending_ids, stop=self._stop)
+            except Exception:  # a failed pass leaves every file readable; the next pass retries
+                log.exception("lake: compaction pass failed")
 
     # ---- reads -----------------------------------------------------------------------------
 
