@@ -25,6 +25,8 @@ from shared.serving import ApplySpec, DeploymentKind, DeploymentState, ReplicaSt
 
 log = logging.getLogger("mallard.agent.serving")
 DRAIN_SECONDS = 30.0
+RETRY_INITIAL_SECONDS = 15.0
+RETRY_MAX_SECONDS = 300.0
 
 
 class Deployment:
@@ -116,9 +118,20 @@ class Deployment:
     # ---- reconciling -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Reconcile whenever `wake` is set (a new spec), until cancelled."""
+        """Reconcile whenever `wake` is set (a new spec), until cancelled. While something cannot
+        start (an artifact the store cannot give, a model that does not load), try again with
+        backoff: the cause may be passing, and the deployment reports FAILED/DEGRADED meanwhile."""
+        retry = RETRY_INITIAL_SECONDS
         while True:
-            await self.wake.wait()
+            if self.problems:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), retry)
+                    retry = RETRY_INITIAL_SECONDS
+                except TimeoutError:
+                    retry = min(retry * 2, RETRY_MAX_SECONDS)
+            else:
+                await self.wake.wait()
+                retry = RETRY_INITIAL_SECONDS
             self.wake.clear()
             self.reconciling = True
             self.refresh_state()

@@ -56,11 +56,10 @@ class JobRunner:
         await asyncio.gather(*(self.stop(d, grace_seconds) for d in deployments if d is not None))
 
     async def _run(self, deployment: Deployment, stop: asyncio.Event) -> None:
+        # Replicas that cannot start are retried by the deployment (which reports why); wait for one.
         while deployment.pick_live() is None:
             if stop.is_set():
                 return
-            if deployment.problems and not deployment.reconciling and not deployment.replicas:
-                return  # its replicas cannot start: the deployment already reports FAILED and why
             await asyncio.sleep(0.1)
         try:
             from data_plane_agent.jobs import run_job  # type: ignore[attr-defined,unused-ignore]

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pytest
 
 from data_plane_agent.link.outbox import Outbox
-from data_plane_agent.storage import LocalObjectStore
-from shared.errors import InvalidInput, ModelFailed, NotFound, PredictionTimeout
+from data_plane_agent.serving import deployment as deployment_module
+from data_plane_agent.storage import LocalObjectStore, artifact_key
+from shared.errors import InvalidInput, ModelFailed, NotFound, PredictionTimeout, Unavailable
 from tests.data_plane_agent.serving.helpers import (
     apply_spec,
     state_of,
@@ -105,16 +106,27 @@ async def test_a_slow_prediction_times_out_and_the_next_one_succeeds(tmp_path: P
         await engine.shutdown(5)
 
 
-async def test_an_artifact_missing_from_the_store_fails_the_deployment_with_the_reason(
-    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+async def test_an_artifact_missing_from_the_store_fails_the_deployment_until_it_is_there(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(deployment_module, "RETRY_INITIAL_SECONDS", 0.3)
+    digest = toy_artifact(store, tmp_path, "bld_late")
+    kept = tmp_path / "kept.tar.gz"
+    store.get_to_file(artifact_key(digest), kept)
+    store.delete(artifact_key(digest))
     engine, _ = toy_engine(tmp_path / "home", store, outbox)
     await engine.start()
     try:
-        missing = "sha256:" + "0" * 64
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_gone", missing)]))
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_late", digest)]))
         await until(lambda: state_of(engine, "dep_1") == "FAILED")
         assert "is not in the data-plane store" in statuses(outbox, "dep_1")[-1]["message"]
+        with pytest.raises(Unavailable):
+            await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r")
+
+        store.put_file(artifact_key(digest), kept)  # e.g. the store was unreachable for a while
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING", what="the retried deployment")
+        outcome = await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r")
+        assert outcome.outputs.column("y").to_pylist() == [2.0]
     finally:
         await engine.shutdown(5)
 
