@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from control_plane.db import session_scope
 from control_plane.models import Agent, AgentCommand, JoinToken, utcnow
 from control_plane.services import agents, commands, join_tokens
+from control_plane.services.commands import INTERNAL_COMMAND_TYPES
 from shared.errors import PermissionDenied
 from tests.control_plane.api.conftest import World, auth, ok
 
@@ -124,10 +125,11 @@ def test_create_command_without_waiting_returns_it_pending(client: TestClient, w
     assert time.monotonic() - started < 1
     assert (view["state"], view["spec"], view["type"]) == ("pending", {"delay_seconds": 1}, "ping")
     listed = ok(client.get(f"/api/v1/agents/{world.a.agent_id}/commands", headers=auth(world.a.viewer_key)))
-    # The seeded builds queued their own build.run commands; the rest are the two pings.
+    # The seeded builds, deployment and feature sets queued their own internal commands; the rest
+    # are the two pings.
     pings = [c for c in listed if c["type"] == "ping"]
     assert listed[0]["id"] == view["id"] and {c["id"] for c in pings} == {view["id"], world.a.command_id}
-    assert {c["type"] for c in listed} == {"ping", "build.run"}
+    assert {c["type"] for c in listed} - {"ping"} <= set(INTERNAL_COMMAND_TYPES)
 
 
 def test_describe_answers_200_when_done_and_202_while_open(client: TestClient, world: World, database_url: str) -> None:
@@ -155,7 +157,8 @@ def test_agent_events_newest_first_with_limit(client: TestClient, world: World, 
     with session_scope(database_url) as session:
         agent = session.get(Agent, world.a.agent_id)
         assert agent is not None
-        for seq in (2, 3):
+        last = agent.last_event_seq  # the seeded world already reported some events
+        for seq in (last + 1, last + 2):
             agents.apply_event(
                 session,
                 agent=agent,
@@ -168,7 +171,7 @@ def test_agent_events_newest_first_with_limit(client: TestClient, world: World, 
     events = ok(
         client.get(f"/api/v1/agents/{world.a.agent_id}/events", headers=auth(world.a.viewer_key), params={"limit": 2})
     )
-    assert [(e["seq"], e["payload"]) for e in events] == [(3, {"seq": 3}), (2, {"seq": 2})]
+    assert [(e["seq"], e["payload"]) for e in events] == [(last + 2, {"seq": last + 2}), (last + 1, {"seq": last + 1})]
 
 
 def test_join_tokens_show_status_and_never_the_secret(client: TestClient, world: World, database_url: str) -> None:
