@@ -70,17 +70,15 @@ def _apply_status(session: Session, deployment: Deployment, agent: Agent, payloa
         }
         for r in replicas[:MAX_REPLICAS_REPORTED]
     ]
-    rows_done, rows_total, lag = (
-        _optional_int(payload.get("rows_done")),
-        _optional_int(payload.get("rows_total")),
-        _optional_int(payload.get("lag")),
-    )
+    # Progress fields a report leaves out keep their last value (a final SUCCEEDED need not repeat them).
+    progress = {key: _optional_int(payload[key]) for key in ("rows_done", "rows_total", "lag") if key in payload}
     previous = deployment.state
     deployment.observed_revision = revision
     deployment.state = state.value
     deployment.message = str(payload["message"])[:500] if payload.get("message") else None
     deployment.replicas_json = json.dumps(clean)
-    deployment.rows_done, deployment.rows_total, deployment.lag = rows_done, rows_total, lag
+    for key, value in progress.items():
+        setattr(deployment, key, value)
     deployment.reported_at = utcnow()
     if state is contract.DeploymentState.STOPPED and deployment.stopped_at is None:
         deployment.stopped_at = deployment.reported_at

@@ -130,7 +130,10 @@ def test_batch_and_streaming_carry_their_settings(database_url: str) -> None:
         assert specs["batch"]["batch"] == {"input": "/data/in", "output": "/data/out", "batch_rows": 10_000}
         assert specs["streaming"]["streaming"] == stream and specs["streaming"]["batch"] is None
         # A finished batch job is final: deploying batch again starts a new deployment.
-        assert _status(session, agent, 10, batch, state="SUCCEEDED", rows_done=5, rows_total=5)
+        assert _status(session, agent, 10, batch, state="RUNNING", rows_done=5, rows_total=5)
+        assert _status(session, agent, 11, batch, state="SUCCEEDED")
+        session.refresh(batch)
+        assert (batch.state, batch.rows_done, batch.rows_total) == ("SUCCEEDED", 5, 5)
         again = deploy(session, tenant_id, build_id, kind="batch", batch={"input": "/data/in2", "output": "/o"})
         assert again.id != batch.id
 
