@@ -145,8 +145,9 @@ class Materializer:
                 kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchall()[0][0])
                 union = f"{union} UNION ALL BY NAME {kept}"
             copied = con.execute(
-                f"COPY (SELECT *, strftime(event_timestamp, '%Y-%m-%d') AS date FROM ({union})) "
-                f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}')"
+                f"COPY (SELECT *, CAST(CAST(event_timestamp AS DATE) AS VARCHAR) AS date FROM ({union})) "
+                f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}', "
+                "DICTIONARY_SIZE_LIMIT 1)"
             ).fetchall()[0]
             source_rows = int(copied[0]) - kept_rows if copied else 0
             report("reading source", source_rows, source_rows)

@@ -197,7 +197,7 @@ class PointInTimeJoin:
                 arrays = [joined.column(n).combine_chunks() for n in names[i]]
             for name, array in zip(names[i], arrays, strict=True):
                 out = out.append_column(name, array)
-        pq.write_table(out, out_path)
+        pq.write_table(out, out_path, use_dictionary=False)
         return out.num_rows
 
     def _query(

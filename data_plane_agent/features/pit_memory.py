@@ -55,7 +55,7 @@ def join(
     if (kmax - kmin + 1) * tspan >= 2**62:
         return None
     composite = (fk - kmin) * tspan + (ft - tmin)
-    order = np.argsort(composite, kind="stable")
+    order = np.argsort(composite)  # ties (same key and time) may resolve to any of the tied rows
     ordered = composite[order]
     in_range = (keys >= kmin) & (keys <= kmax)
     probe = (np.where(in_range, keys, kmin) - kmin) * tspan + (times_us - tmin)
