@@ -60,4 +60,15 @@ def record_prediction(
 
 def rows_json(table: pa.Table) -> str:
     """The rows of `table` as a JSON array of objects."""
-    return json.dumps(table.to_pylist(), default=str)
+    names = table.column_names
+    # Beyond a few rows, numeric columns are much cheaper through numpy than through Arrow scalars.
+    many = table.num_rows > 8
+    columns = [
+        column.to_numpy().tolist() if many and column.null_count == 0 and _numeric(column.type) else column.to_pylist()
+        for column in table.columns
+    ]
+    return json.dumps([dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)], default=str)
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind))

@@ -282,6 +282,7 @@ async def serve(model_dir: Path, host: str, port: int, replica: Replica) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (3: the model did not load, 4: the port was taken)."""
     parser = argparse.ArgumentParser(prog="python -m mallard.serving.replica", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, type=Path, help="a saved model directory (mallard.state)")
     parser.add_argument("--host", default="127.0.0.1")
