@@ -37,7 +37,7 @@ def _client(timeout: int = 60) -> docker.APIClient:
 
 
 class Container(ReplicaProcess):
-    def __init__(self, container_id: str, name: str, poll_interval: float = 0.25) -> None:
+    def __init__(self, container_id: str, name: str, poll_interval: float = 0.5) -> None:
         self.id = container_id
         self.name = name
         self.poll_interval = poll_interval

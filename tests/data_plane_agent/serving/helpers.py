@@ -22,10 +22,13 @@ from shared.serving import STATUS_EVENT, ApplySpec, VariationSpec
 from tests.mallard.serving.toy import save_toy_model
 
 
-def toy_artifact(store: ObjectStore, root: Path, build_id: str, *, delay: float = 0.0) -> str:
-    """Save the toy model, package it as build `build_id`'s artifact in `store`; its digest."""
+def toy_artifact(store: ObjectStore, root: Path, build_id: str, *, delay: float = 0.0, broken: bool = False) -> str:
+    """Save the toy model, package it as build `build_id`'s artifact in `store`; its digest.
+    `broken`: the saved state is corrupted, so the model does not load."""
     work = root / f"toy-{build_id}"
     model_dir = save_toy_model(work, delay=delay)
+    if broken:
+        (model_dir / "attributes" / "factor.json").write_text("3.0")  # no longer matches its sha256
     target = work / "artifact.tar.gz"
     hexdigest, _size = write_artifact(
         target=target, manifest={"build_id": build_id, "model": "toy"}, model_dir=model_dir, project=work / "project"

@@ -238,3 +238,29 @@ async def test_an_engine_killed_9_leaves_no_replica_behind_and_the_next_one_rest
         assert outcome.outputs.column("y").to_pylist() == [3.0] and engine.deployments()[0]["revision"] == 5
     finally:
         await engine.shutdown(5)
+
+
+async def test_a_new_build_that_does_not_start_leaves_the_old_one_serving_and_says_why(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+) -> None:
+    good, bad = toy_artifact(store, tmp_path, "bld_good"), toy_artifact(store, tmp_path, "bld_bad", broken=True)
+    engine, _ = toy_engine(tmp_path / "home", store, outbox)
+    await engine.start()
+    load = Load(engine)
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_good", good)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+        load.start()
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_bad", bad)], revision=2))
+        await until(lambda: state_of(engine, "dep_1") == "DEGRADED", what="the failed rollout reported")
+        served = load.total()
+        await until(lambda: load.total() > served + 100, what="the old build still serving")
+        await load.stop()
+
+        assert load.failures == [] and set(load.builds) == {"bld_good"}
+        message = statuses(outbox, "dep_1")[-1]["message"]
+        assert "replica of build bld_bad did not start (exit code 3)" in message and "sha256" in message
+        assert [r.build_id for r in engine._deployments["dep_1"].replicas] == ["bld_good"]
+    finally:
+        await load.stop()
+        await engine.shutdown(5)
