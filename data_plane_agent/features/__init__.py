@@ -13,6 +13,7 @@ engine.apply(defs, project="p")            # defs: Definition objects or their t
     # -> [{"name", "version", "kind", "fingerprint", "changed"}]; InvalidInput (field) when bad or
     #    not matching the data, Conflict (409) when an applied version changes incompatibly
 engine.definitions(project="p") / engine.definition("driver_stats", version=None, project="p")
+engine.projects()                          # projects with applied definitions
 engine.materialize("driver_stats", version=None, project="p", start=None, end=None,
                    progress=lambda phase, done, total: ...)   # total may be None
     # -> MaterializationResult(.to_dict(): name, version, start, end, source_rows, online_rows,

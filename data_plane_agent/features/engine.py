@@ -153,6 +153,10 @@ class FeatureEngine:
         """An applied definition (latest version when None); NotFound otherwise."""
         return self.registry.get(project, name, version)
 
+    def projects(self) -> list[str]:
+        """Projects that have applied definitions on this agent."""
+        return self.registry.projects()
+
     def definitions(self, *, project: str) -> list[AnyFeatureSet]:
         """Every applied definition of the project, all versions."""
         return self.registry.list(project)

@@ -119,6 +119,11 @@ class FeatureRegistry:
         except NotFound:
             return None
 
+    def projects(self) -> list[str]:
+        """Projects with applied definitions."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT project FROM definitions ORDER BY project")]
+
     def list(self, project: str) -> list[AnyFeatureSet]:
         with self._lock:
             rows = self._db.execute(
