@@ -36,6 +36,7 @@ class Stack:
     agent: AgentProcess
     wire: Path
     env: dict[str, str]
+    grpc_address: str
 
     def mallard(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -72,9 +73,7 @@ def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
     cp.bootstrap()
     with cp.client() as api:
         token = api.post("/join-tokens", json={"name": "edge", "ttl_seconds": 600}).json()["token"]
-        agent = AgentProcess(
-            cp, tmp_path / "agent", join_token=token, extra_env={"MALLARD_AGENT_DATA_PLANE_GRPC_PORT": "0"}
-        )
+        agent = AgentProcess(cp, tmp_path / "agent", join_token=token)
         agent.start()
         agent_id = agent.wait_enrolled()
         wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
@@ -86,7 +85,7 @@ def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
         "MALLARD_CONFIG": str(tmp_path / "config.json"),
         "PYTHONPATH": str(repo_root()),
     }
-    yield Stack(cp, agent, wire, env)
+    yield Stack(cp, agent, wire, env, agent.grpc_address)
     if agent.proc is not None:
         agent.proc.terminate()
     cp.stop()
@@ -142,8 +141,9 @@ def test_apply_materialize_and_read_back_through_the_cli(stack: Stack, tmp_path:
     )  # fmt: skip
     assert [r["trips_today"] for r in pq.read_table(out).to_pylist()] == [trips(1, 1), None]
 
-    # The same from Python.
+    # The same from Python, and over the data plane's gRPC API.
     _python_client(stack, past)
+    _grpc_client(stack, served)
 
     # Bad input: nothing registered, nothing written.
     bad_repo = write_repo(
@@ -184,6 +184,25 @@ def _python_client(stack: Stack, past: Path) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _grpc_client(stack: Stack, served: list[dict[str, Any]]) -> None:
+    import grpc
+
+    from data_plane_agent.grpc_features import from_value, to_value
+    from shared.protos.mallard.v1 import features_pb2, features_pb2_grpc
+
+    with stack.cp.client() as api:
+        token = api.post("/data-plane/token").json()["token"]
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        stub = features_pb2_grpc.OnlineFeaturesStub(channel)
+        request = features_pb2.GetOnlineFeaturesRequest(
+            feature_set="driver_stats",
+            keys=[features_pb2.EntityKey(columns={"driver_id": to_value(d)}) for d in DRIVERS],
+        )
+        answer = stub.GetOnlineFeatures(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+    got = [{f: from_value(v) for f, v in zip(answer.features, row.values, strict=True)} for row in answer.rows]
+    assert got == [{"trips_today": r["trips_today"], "rating": r["rating"]} for r in served]
 
 
 def _only_metadata_crossed(stack: Stack) -> None:
