@@ -325,3 +325,21 @@ def test_grpc_online_features_match_rest_and_check_the_token(plane: Plane) -> No
             assert "speed" in (invalid.value.details() or "")
 
     asyncio.run(call())
+
+
+def test_a_backfill_covers_its_range_and_a_failing_run_ends_failed_with_a_reason(plane: Plane) -> None:
+    fs = driver_stats(plane)
+    plane.service.apply(plane.apply_spec(fs))
+    day = {"project": "rides", "name": fs.name, "version": 1}
+    start, end = START - timedelta(hours=1), START + timedelta(hours=1)  # the first day's rows only
+    plane.service.materialize({**day, "job_id": "mat_b", "start": start.isoformat(), "end": end.isoformat()})
+    plane.service.wait("mat_b", timeout=60)
+    fresh = [p for t, p in plane.events() if t == contract.FRESHNESS_EVENT][-1]
+    assert (fresh["offline_rows"], fresh["online_keys"]) == (len(DRIVERS), len(DRIVERS))
+
+    (plane.repo / "data" / "driver_stats.parquet").unlink()
+    plane.service.materialize({**day, "job_id": "mat_f"})
+    plane.service.wait("mat_f", timeout=60)
+    failed = [p for t, p in plane.events() if t == contract.MATERIALIZATION_EVENT and p["job_id"] == "mat_f"][-1]
+    assert failed["status"] == "FAILED" and "driver_stats" in failed["error_summary"]
+    assert len(failed["error_summary"]) <= contract.ERROR_SUMMARY_MAX
