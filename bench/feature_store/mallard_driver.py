@@ -72,12 +72,26 @@ def setup(config: dict[str, Any]) -> dict[str, Any]:
 def materialize(config: dict[str, Any]) -> dict[str, Any]:
     engine = _engine(config)
     start, end = datetime.fromisoformat(config["start"]), datetime.fromisoformat(config["end"])
+    phases: dict[str, float] = {}  # phase -> seconds, from the engine's progress reports
+    current: list[Any] = [None, 0.0]
+
+    def progress(phase: str, _done: int, _total: int | None) -> None:
+        now = time.perf_counter()
+        if current[0] is not None:
+            phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
+        current[:] = [phase, now]
+
     baseline = _rss_kib()
     started = time.perf_counter()
-    results = [engine.materialize(s["name"], project=PROJECT, start=start, end=end) for s in config["sets"]]
+    results = []
+    for item in config["sets"]:
+        results.append(engine.materialize(item["name"], project=PROJECT, start=start, end=end, progress=progress))
+        progress("between sets", 0, None)
     seconds = time.perf_counter() - started
     engine.close()
+    phases.pop("between sets", None)
     return {
+        "phases": phases,
         "seconds": seconds,
         "baseline_rss_kib": baseline,
         "source_rows": sum(r.source_rows for r in results),

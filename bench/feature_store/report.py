@@ -118,8 +118,12 @@ def render(data: dict[str, Any]) -> str:
             f"  {name:<22} {row['seconds']:>8.2f} {row['rows_per_second']:>14,.0f} {_mib(row.get('maxrss_kib')):>9}"
             f" {_fmt(row.get('load'), '.1f'):>5}"
         )
+    phases = (ours.get("materialize") or {}).get("phases")
+    if phases:
+        split = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items())
+        lines.append(f"  mallard's time by phase (its progress reports, all sets): {split}")
     lines += ["", "online retrieval, sequential requests, random keys (ms):"]
-    head = f"  {'system':<10} {'where':<11} {'shape':<7} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8} {'values':>17}"
+    head = f"  {'system':<10} {'where':<11} {'shape':<7} {'n':>5} {'p50':>8} {'p99':>8} {'max':>8} {'values':>19}"
     lines.append(head + f" {'load':>5}")
     for name, side in (("feast", feast), ("mallard", ours)):
         for where, shapes in (side.get("online") or {}).items():
@@ -127,7 +131,7 @@ def render(data: dict[str, Any]) -> str:
                 found = f"{s['values']:,}/{s['expected_values']:,}"
                 lines.append(
                     f"  {name:<10} {where:<11} {shape:<7} {s['requests']:>5} {s['p50_ms']:>8.2f} "
-                    f"{s['p99_ms']:>8.2f} {s['max_ms']:>8.2f} {found:>17} {_fmt(s.get('load'), '.1f'):>5}"
+                    f"{s['p99_ms']:>8.2f} {s['max_ms']:>8.2f} {found:>19} {_fmt(s.get('load'), '.1f'):>5}"
                     + (f" {s['errors']} errors" if s["errors"] else "")
                 )
     lines.append("  (load: the 1-minute load average when each measurement started; other work shares the CPUs)")
