@@ -85,3 +85,22 @@ def test_schemas_with_features_round_trip_and_check_themselves() -> None:
         mallard.ModelSchema(inputs=[mallard.Field("x", "int")], features=[mallard.FeatureRef("s:x")], entity_keys=["x"])
     with pytest.raises(ValueError, match="SET:FEATURE"):
         mallard.FeatureRef("not a ref")
+
+
+def test_the_gateway_enriches_arrow_tables_with_typed_columns(service: Any) -> None:
+    import pyarrow as pa
+
+    from data_plane_agent.features.enrich import enrich_table
+    from shared.errors import InvalidInput
+
+    table = pa.table({"driver_id": pa.array([2, 50], pa.int64()), "distance_km": pa.array([1.0, 2.0])})
+    enriched = enrich_table(table, SCHEMA, service)
+    assert enriched.column_names == ["driver_id", "distance_km", "trips_today", "driver_rating"]
+    assert enriched.schema.field("trips_today").type == pa.int64()
+    assert enriched.column("trips_today").to_pylist() == [trips(2, DAYS - 1), None]
+    assert enriched.column("driver_rating").to_pylist() == [rating(2, DAYS - 1), None]
+    plain = mallard.ModelSchema(inputs=[mallard.Field("driver_id", "int")])
+    assert enrich_table(table, plain, service) is table
+    with pytest.raises(InvalidInput) as err:
+        enrich_table(pa.table({"distance_km": [1.0]}), SCHEMA, service)
+    assert err.value.field == "driver_id"
