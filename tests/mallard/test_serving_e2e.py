@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers.servers import wait_for
@@ -128,3 +130,16 @@ def test_build_deploy_predict_query_and_serve_through_an_outage(stack: Stack, ru
     )
     gone = httpx.post(url, headers=headers, json={"records": [row]}, timeout=30)
     assert gone.status_code == 404 and gone.json()["error"]["field"] == "model"
+
+    # The same build as a batch job over a Parquet file in the data plane.
+    rows = 1000
+    inputs = tmp_path / "customers.parquet"
+    columns = {"tenure_months": [float(i % 72) for i in range(rows)], "monthly_spend": [50.0 + i % 40 for i in
+               range(rows)], "support_calls": [i % 5 for i in range(rows)]}  # fmt: skip
+    pq.write_table(pa.table(columns), inputs)
+    batch = ["models", "deploy", "batch", "--model", "churn", "--build", built["id"], "--runtime", runtime]
+    scored = tmp_path / "scored"
+    job = json.loads(stack.mallard(*batch, "--input", str(inputs), "--output", str(scored), "--wait", "--json").stdout)
+    assert (job["kind"], job["state"], job["rows_done"]) == ("batch", "SUCCEEDED", rows), job
+    output = pq.read_table(scored)
+    assert output.num_rows == rows and "churn_probability" in output.column_names
