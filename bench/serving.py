@@ -37,14 +37,16 @@ from bench.serving_bench import mlflow_peer
 from bench.serving_bench.batch import write_input
 from bench.serving_bench.measure import SERVER_CPU, Durations, Target, cpus_available, run_cell
 from bench.serving_bench.ours import Ours
-from bench.serving_bench.peers import SERVER_ENV, start_fastapi, start_mlflow
+from bench.serving_bench.peers import SERVER_ENV, start_fastapi, start_mlflow, start_replica
 from bench.serving_bench.project import train, write_project
 from bench.serving_bench.report import goals, key, median_cell, render
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: one short round, tiny batch, no MLflow")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one short round, tiny batch, no MLflow, lake logging on only"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="measurements of every cell (default 3; median kept)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring (default 1)")
@@ -54,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer (no virtualenv install)")
     parser.add_argument("--no-ours", action="store_true", help="peers only (skip our stack)")
     parser.add_argument(
+        "--no-lake-off", action="store_true", help="deploy ours with lake logging on only (one build, not two)"
+    )
+    parser.add_argument(
         "--mlflow-wait", type=float, default=900.0, help="seconds to wait for the MLflow install (default 900)"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
@@ -61,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, min(args.duration, 1.0), min(args.warmup, 0.3)
-        args.batch_rows, args.no_mlflow = min(args.batch_rows, 20_000), True
+        args.batch_rows, args.no_mlflow, args.no_lake_off = min(args.batch_rows, 20_000), True, True
     try:
         args.row_sizes = sorted({int(v) for v in args.rows.split(",") if v.strip()})
         args.concurrencies = sorted({int(v) for v in args.concurrency.split(",") if v.strip()})
@@ -136,7 +141,11 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
     ours = None
     batch: dict[str, Any] = {"rows": args.batch_rows, "raw_rows_per_s": direct["batch"]["rows_per_s"]}
     if not args.no_ours:
-        ours = Ours(work, children, logs)
+        try:
+            targets.append(start_replica(children, model_dir, args.row_sizes))
+        except Exception as exc:  # reported; the rest is still measured
+            notes.append(f"replica alone: not measured: {exc}"[:400])
+        ours = Ours(work, children, logs, lake_off=not args.no_lake_off)
         why_not = ours.start(project, args.row_sizes)
         if why_not:
             notes.append(f"ours: not measured: {why_not}")

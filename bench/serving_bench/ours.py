@@ -53,8 +53,9 @@ def pin_tree(pid: int, cpu: int) -> None:
 class Ours:
     """Start our stack, deploy, and hand out the targets; `batch()` runs a batch deployment."""
 
-    def __init__(self, work: Path, children: Children, logs: Path) -> None:
+    def __init__(self, work: Path, children: Children, logs: Path, *, lake_off: bool = True) -> None:
         self.work, self.children, self.logs = work, children, logs
+        self.models = [(MODEL_NAME, True)] + ([(NOLOG_MODEL, False)] if lake_off else [])
         self.ready = False
         self.targets: list[Target] = []
         self.stack: Stack | None = None
@@ -84,13 +85,14 @@ class Ours:
             pin_tree(child.pid, CLIENT_CPU)
         stack.register_model("bench", MODEL_NAME)
         with self._api() as api:
-            _ok(api.post("/models", json={"name": NOLOG_MODEL, "project": "bench"}))
+            for model, _logging in self.models[1:]:
+                _ok(api.post("/models", json={"name": model, "project": "bench"}))
         grpc_port = free_port()
         agent = stack.start_agent(
             "agent", {"MALLARD_AGENT_DATA_PLANE_GRPC_PORT": str(grpc_port), "OMP_NUM_THREADS": "1"}
         )
         self.agent = agent
-        for model in (MODEL_NAME, NOLOG_MODEL):
+        for model, _logging in self.models:
             _log(f"ours: building {model} with the local builder (mallard models build --follow)")
             timing = cli_build(
                 builder="local",
@@ -103,14 +105,13 @@ class Ours:
             )
             self.builds[model] = timing.build_id
         pin_tree(agent.child.pid, SERVER_CPU)
-        for model, logging in ((MODEL_NAME, True), (NOLOG_MODEL, False)):
+        for model, logging in self.models:
             self._deploy({"model": model, "kind": "realtime", "build": self.builds[model], "logging": logging})
         token = self._token()
         auth = {"Authorization": f"Bearer {token}"}
-        for model, rest_name, grpc_name in (
-            (MODEL_NAME, OURS_REST, OURS_GRPC),
-            (NOLOG_MODEL, OURS_REST_NOLOG, OURS_GRPC_NOLOG),
-        ):
+        names = {MODEL_NAME: (OURS_REST, OURS_GRPC), NOLOG_MODEL: (OURS_REST_NOLOG, OURS_GRPC_NOLOG)}
+        for model, _logging in self.models:
+            rest_name, grpc_name = names[model]
             path = f"/v1/models/{model}/predict"
             payloads = bodies(json_records, sizes)
             url = agent.data_plane_url + path

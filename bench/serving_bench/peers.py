@@ -14,9 +14,11 @@ import httpx
 from bench.fleet.processes import Child, Children, child_env, free_port
 from bench.serving_bench import mlflow_peer
 from bench.serving_bench.measure import SERVER_CPU, Target, pinned
-from bench.serving_bench.project import json_records, mlflow_records, probabilities, rows
+from bench.serving_bench.project import OUTPUT, arrow_ipc, json_records, mlflow_records, probabilities, rows
+from bench.serving_bench.report import REPLICA
 
 JSON = {"Content-Type": "application/json"}
+ARROW = {"Content-Type": "application/vnd.apache.arrow.stream"}
 SERVER_ENV = {"OMP_NUM_THREADS": "1"}  # every server: one core, so one OpenMP thread for scikit-learn
 
 
@@ -88,4 +90,35 @@ def start_mlflow(children: Children, model_dir: Path, work: Path, sizes: list[in
         headers=JSON,
         server_pid=child.pid,
         probe=json_probe(url, payloads[1]),
+    )
+
+
+def arrow_probe(url: str, body: bytes) -> Callable[[], list[float]]:
+    def probe() -> list[float]:
+        import pyarrow as pa
+
+        answer = httpx.post(url, content=body, headers=ARROW, timeout=10).raise_for_status()
+        table = pa.ipc.open_stream(pa.py_buffer(answer.content)).read_all()
+        return [float(v) for v in table.column(OUTPUT).to_pylist()]
+
+    return probe
+
+
+def start_replica(children: Children, model_dir: Path, sizes: list[int]) -> Target:
+    """Our model server alone (`python -m mallard.serving.replica`, Arrow in and out, micro-batching),
+    without the gateway in front: where the gateway's share of the time shows."""
+    port = free_port()
+    argv = [sys.executable, "-m", "mallard.serving.replica", "--model-dir", str(model_dir), "--port", str(port)]
+    child = children.start("replica-alone", pinned(argv, SERVER_CPU), child_env(SERVER_ENV))
+    wait_ready(f"http://127.0.0.1:{port}/ready", child)
+    payloads = bodies(arrow_ipc, sizes)
+    return Target(
+        REPLICA,
+        "http",
+        port,
+        payloads,
+        "/predict",
+        headers=ARROW,
+        server_pid=child.pid,
+        probe=arrow_probe(f"http://127.0.0.1:{port}/predict", payloads[1]),
     )

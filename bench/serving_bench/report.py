@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+from collections.abc import Callable
 from typing import Any
 
 FASTAPI = "bare FastAPI"
@@ -11,6 +11,7 @@ OURS_REST = "ours REST"
 OURS_REST_NOLOG = "ours REST, no lake"
 OURS_GRPC = "ours gRPC"
 OURS_GRPC_NOLOG = "ours gRPC, no lake"
+REPLICA = "ours: replica alone"
 OURS = (OURS_REST, OURS_GRPC)
 NOLOG = {OURS_REST: OURS_REST_NOLOG, OURS_GRPC: OURS_GRPC_NOLOG}
 
@@ -33,6 +34,14 @@ def _rps(cells: dict[str, dict[str, Any]], target: str, k: str) -> float | None:
     return None if cell is None else float(cell["rps"])
 
 
+def _capacity(cells: dict[str, dict[str, Any]], target: str, k: str) -> float | None:
+    """Requests per second of server CPU (1000 / server CPU ms per request): throughput had the
+    server had its core to itself, robust to other work on a shared machine."""
+    cell = cells.get(target, {}).get(k)
+    ms = None if cell is None else cell.get("server_cpu_ms_per_req")
+    return 1000.0 / ms if ms else None
+
+
 def _p50(cells: dict[str, dict[str, Any]], target: str, k: str) -> float | None:
     cell = cells.get(target, {}).get(k)
     return None if cell is None else float(cell["p50_ms"])
@@ -44,16 +53,8 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     grid = [key(r, c) for r in data["setup"]["rows"] for c in data["setup"]["concurrency"]]
     out: list[dict[str, Any]] = []
     for ours in OURS:
-        ratios = {k: (_rps(cells, ours, k), _rps(cells, MLFLOW, k)) for k in grid}
-        known = {k: a / b for k, (a, b) in ratios.items() if a is not None and b}
-        worst = min(known, key=lambda k: known[k]) if known else None
-        out.append(
-            {
-                "goal": f"{ours}: >= 4x MLflow's throughput in every cell",
-                "measured": f"worst {known[worst]:.2f}x ({worst})" if worst else "not measured",
-                "met": (len(known) == len(grid) and min(known.values()) >= 4.0) if known else None,
-            }
-        )
+        out.append(_versus_mlflow(cells, ours, grid, _rps))
+        out[-1]["per_cpu"] = _versus_mlflow(cells, ours, grid, _capacity)
     for ours in OURS:
         deltas = {}
         for r in data["setup"]["rows"]:
@@ -71,28 +72,11 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
         )
     for ours in OURS:
         k = key(1, max(data["setup"]["concurrency"]))
-        a, b = _rps(cells, ours, k), _rps(cells, FASTAPI, k)
-        out.append(
-            {
-                "goal": f"{ours}: micro-batching >= 1.5x the bare endpoint's throughput ({k})",
-                "measured": f"{a / b:.2f}x" if a is not None and b else "not measured",
-                "met": a / b >= 1.5 if a is not None and b else None,
-            }
-        )
+        out.append(_batching(cells, ours, k, _rps))
+        out[-1]["per_cpu"] = _batching(cells, ours, k, _capacity)
     for ours, off in NOLOG.items():
-        costs = {}
-        for k in grid:
-            on, no = _rps(cells, ours, k), _rps(cells, off, k)
-            if on is not None and no:
-                costs[k] = 1 - on / no
-        worst = max(costs, key=lambda k: costs[k]) if costs else None
-        out.append(
-            {
-                "goal": f"{ours}: lake logging costs < 10% of throughput",
-                "measured": f"worst {100 * costs[worst]:.1f}% ({worst})" if worst else "not measured",
-                "met": max(costs.values()) < 0.10 if costs else None,
-            }
-        )
+        out.append(_lake_cost(cells, ours, off, grid, _rps))
+        out[-1]["per_cpu"] = _lake_cost(cells, ours, off, grid, _capacity)
     batch = data.get("batch") or {}
     ours_rate, raw_rate = batch.get("ours_rows_per_s"), batch.get("raw_rows_per_s")
     out.append(
@@ -103,6 +87,45 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+Metric = Callable[[dict[str, dict[str, Any]], str, str], float | None]
+
+
+def _versus_mlflow(cells: dict[str, dict[str, Any]], ours: str, grid: list[str], metric: Metric) -> dict[str, Any]:
+    ratios = {k: (metric(cells, ours, k), metric(cells, MLFLOW, k)) for k in grid}
+    known = {k: a / b for k, (a, b) in ratios.items() if a is not None and b}
+    worst = min(known, key=lambda k: known[k]) if known else None
+    return {
+        "goal": f"{ours}: >= 4x MLflow's throughput in every cell",
+        "measured": f"worst {known[worst]:.2f}x ({worst})" if worst else "not measured",
+        "met": (len(known) == len(grid) and min(known.values()) >= 4.0) if known else None,
+    }
+
+
+def _batching(cells: dict[str, dict[str, Any]], ours: str, k: str, metric: Metric) -> dict[str, Any]:
+    a, b = metric(cells, ours, k), metric(cells, FASTAPI, k)
+    return {
+        "goal": f"{ours}: micro-batching >= 1.5x the bare endpoint's throughput ({k})",
+        "measured": f"{a / b:.2f}x" if a is not None and b else "not measured",
+        "met": a / b >= 1.5 if a is not None and b else None,
+    }
+
+
+def _lake_cost(
+    cells: dict[str, dict[str, Any]], ours: str, off: str, grid: list[str], metric: Metric
+) -> dict[str, Any]:
+    costs = {}
+    for k in grid:
+        on, no = metric(cells, ours, k), metric(cells, off, k)
+        if on is not None and no:
+            costs[k] = 1 - on / no
+    worst = max(costs, key=lambda k: costs[k]) if costs else None
+    return {
+        "goal": f"{ours}: lake logging costs < 10% of throughput",
+        "measured": f"worst {100 * costs[worst]:.1f}% ({worst})" if worst else "not measured",
+        "met": max(costs.values()) < 0.10 if costs else None,
+    }
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -120,10 +143,11 @@ def render(data: dict[str, Any]) -> str:
         for n, d in direct.items():
             lines.append(f"  {n:>3} rows: {d['calls_per_s']:8.0f} calls/s, p50 {d['p50_ms']:.2f} ms")
         lines.append("")
-    targets = [t for t in (FASTAPI, MLFLOW, OURS_REST, OURS_REST_NOLOG, OURS_GRPC, OURS_GRPC_NOLOG) if t in cells]
+    order = (FASTAPI, MLFLOW, OURS_REST, OURS_REST_NOLOG, OURS_GRPC, OURS_GRPC_NOLOG, REPLICA)
+    targets = [t for t in order if t in cells]
     targets += [t for t in cells if t not in targets]
     header = f"{'target':<22}{'rows':>5}{'conc':>5}{'req/s':>9}{'rows/s':>10}{'p50 ms':>8}{'p99 ms':>8}"
-    header += f"{'xMLflow':>9}{'xFastAPI':>9}{'srv ms/req':>11}{'errors':>7}"
+    header += f"{'xMLflow':>9}{'xFastAPI':>9}{'srv ms/req':>11}{'req/CPU-s':>10}{'errors':>7}"
     lines += [header, "-" * len(header)]
     for r in setup["rows"]:
         for c in setup["concurrency"]:
@@ -137,7 +161,8 @@ def render(data: dict[str, Any]) -> str:
                     f"{t:<22}{r:>5}{c:>5}{cell['rps']:>9.0f}{cell['rps'] * r:>10.0f}{cell['p50_ms']:>8.2f}"
                     f"{cell['p99_ms']:>8.2f}{_fmt(cell['rps'] / mlflow if mlflow else None, '.2f'):>9}"
                     f"{_fmt(cell['rps'] / fastapi if fastapi else None, '.2f'):>9}"
-                    f"{_fmt(cell.get('server_cpu_ms_per_req'), '.2f'):>11}{cell['errors']:>7}"
+                    f"{_fmt(cell.get('server_cpu_ms_per_req'), '.2f'):>11}"
+                    f"{_fmt(_capacity(cells, t, k), '.0f'):>10}{cell['errors']:>7}"
                 )
             lines.append("")
     batch = data.get("batch")
@@ -147,14 +172,21 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"  {k}: {v:.0f}" if isinstance(v, float) else f"  {k}: {v}")
         lines.append("")
     lines.append("goals (issue 4):")
-    for g in goals(data):
-        verdict = {True: "MET", False: "MISSED", None: "NOT MEASURED"}[g["met"]]
-        lines.append(f"  {verdict:<13}{g['goal']}: {g['measured']}")
-    notes = data.get("notes") or []
+    words = {True: "MET", False: "MISSED", None: "NOT MEASURED"}
+    for g in data.get("goals") or goals(data):
+        line = f"  {words[g['met']]:<13}{g['goal']}: {g['measured']}"
+        if g.get("per_cpu") and g["per_cpu"]["met"] is not None:
+            line += f"  [per server CPU-second: {g['per_cpu']['measured']}, {words[g['per_cpu']['met']]}]"
+        lines.append(line)
+    notes = list(data.get("notes") or [])
+    for r in setup["rows"]:
+        k, calls = key(r, 1), direct.get(str(r), {}).get("calls_per_s")
+        mlflow = _rps(cells, MLFLOW, k)
+        if calls and mlflow:
+            notes.append(
+                f"ceiling at {k}: a server that did nothing but model.predict would reach {calls / mlflow:.1f}x "
+                "MLflow (concurrency 1 cannot batch)"
+            )
     if notes:
         lines += ["", "notes:", *(f"  - {n}" for n in notes)]
     return "\n".join(lines)
-
-
-def spread(values: list[float]) -> float:
-    return statistics.pstdev(values) / statistics.mean(values) if len(values) > 1 and statistics.mean(values) else 0.0
