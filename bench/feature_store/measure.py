@@ -61,7 +61,7 @@ def _materialized(op: OpResult, plan: Plan) -> dict[str, Any]:
         "rows_per_second": rows / seconds,
         "maxrss_kib": op.maxrss_kib,
         "load": op.load,
-    }
+    } | ({"phases": op.answer["phases"]} if "phases" in op.answer else {})
 
 
 def _batch(shape: str) -> int:
