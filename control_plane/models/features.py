@@ -31,6 +31,11 @@ class FeatureSetDefinition(SQLModel, table=True):
     fingerprint: str = Field(max_length=80)
     schedule: str | None = Field(default=None, max_length=100)
     online: bool = True
+    # Whether the agent accepted the definition: pending until it acks the features.apply command
+    # that carried it, then applied, or refused with its reason (e.g. a column missing in its data).
+    agent_status: str = Field(default="pending", max_length=16)
+    agent_error: str | None = Field(default=None, max_length=600)
+    apply_command_id: str | None = Field(default=None, max_length=40, index=True)
     created_by: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -158,6 +158,12 @@ def record_ack(session: Session, *, agent_id: str, command_id: str, ok: bool, re
         )
     )
     recorded = bool(result.rowcount)  # type: ignore[attr-defined]
+    if recorded:
+        acked = session.get(AgentCommand, command_id)
+        if acked is not None and acked.type == "features.apply":
+            from control_plane.services.features import record_apply_ack
+
+            record_apply_ack(session, command_id=command_id, ok=ok, error=error)
     if recorded and not ok:
         command = session.get(AgentCommand, command_id)
         if command is not None and command.type == "build.run":

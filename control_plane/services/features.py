@@ -208,7 +208,26 @@ def apply_definitions(
         ttl_seconds=command_ttl_seconds,
         internal=True,
     )
+    for row, change in results:
+        # Everything is sent again; what the agent had already accepted stays accepted.
+        if change != "unchanged" or row.agent_status != "applied":
+            row.agent_status, row.agent_error = "pending", None
+        row.apply_command_id = command.id
+        session.add(row)
     return results, command.id
+
+
+def record_apply_ack(session: Session, *, command_id: str, ok: bool, error: str) -> None:
+    """The agent answered a features.apply: its definitions are applied, or refused with the reason."""
+    rows = session.exec(
+        select(FeatureSetDefinition).where(col(FeatureSetDefinition.apply_command_id) == command_id)
+    ).all()
+    for row in rows:
+        if not ok and row.agent_status == "applied":
+            continue  # sent again unchanged: the agent still holds it as before
+        row.agent_status = "applied" if ok else "refused"
+        row.agent_error = None if ok else contract.summarize_error(error or "the agent refused the definitions")
+        session.add(row)
 
 
 def _next_version(session: Session, row: FeatureSetDefinition) -> int:
@@ -306,6 +325,8 @@ def feature_set_view(row: FeatureSetDefinition, *, project_name: str | None = No
         "fingerprint": row.fingerprint,
         "schedule": row.schedule,
         "online": row.online,
+        "agent_status": row.agent_status,
+        "agent_error": row.agent_error,
         "definition": definition,
         "created_by": row.created_by,
         "created_at": iso(row.created_at),

@@ -101,7 +101,17 @@ def list_(project: str | None = PROJECT, as_json: bool = JSON) -> None:
         }
         for s in sets
     ]
-    columns = ["name", "version", "kind", "project", "schedule", "last_materialized_at", "offline_rows", "online_keys"]
+    columns = [
+        "name",
+        "version",
+        "kind",
+        "project",
+        "agent_status",
+        "schedule",
+        "last_materialized_at",
+        "offline_rows",
+        "online_keys",
+    ]
     print_table(rows, columns, title="feature sets")
 
 

@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
         sa.Column("schedule", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
         sa.Column("online", sa.Boolean(), nullable=False),
+        sa.Column("agent_status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("agent_error", sqlmodel.sql.sqltypes.AutoString(length=600), nullable=True),
+        sa.Column("apply_command_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
         sa.Column("created_by", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -44,6 +47,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "project_id", "name", "version"),
     )
     with op.batch_alter_table("feature_set_definition", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_feature_set_definition_apply_command_id"), ["apply_command_id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_feature_set_definition_project_id"), ["project_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_feature_set_definition_tenant_id"), ["tenant_id"], unique=False)
 
@@ -82,4 +88,5 @@ def downgrade() -> None:
     with op.batch_alter_table("feature_set_definition", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_feature_set_definition_tenant_id"))
         batch_op.drop_index(batch_op.f("ix_feature_set_definition_project_id"))
+        batch_op.drop_index(batch_op.f("ix_feature_set_definition_apply_command_id"))
     op.drop_table("feature_set_definition")

@@ -300,3 +300,35 @@ def test_materialize_checks_its_range_and_refuses_stream_sets(database_url: str)
         assert session.exec(
             select(FeatureSetDefinition).where(col(FeatureSetDefinition.project_id) == project.id)
         ).all()
+
+
+def test_the_agents_answer_to_an_apply_is_recorded_on_each_definition(database_url: str) -> None:
+    with session_scope(database_url) as session:
+        tenant_id, agent = world(session)
+
+        def status(name: str) -> tuple[str, str | None]:
+            row = features.get_feature_set(session, tenant_id=tenant_id, feature_set=name)
+            session.refresh(row)
+            return row.agent_status, row.agent_error
+
+        def ack(ok: bool, error: str = "") -> None:
+            (command,) = session.exec(
+                select(AgentCommand)
+                .where(col(AgentCommand.agent_id) == agent.id)
+                .where(col(AgentCommand.state) == "pending")
+            ).all()
+            assert commands.record_ack(
+                session, agent_id=agent.id, command_id=command.id, ok=ok, result_json="", error=error
+            )
+            session.commit()
+
+        apply(session, tenant_id, batch_definition("driver_stats"))
+        assert status("driver_stats") == ("pending", None)
+        ack(True)
+        assert status("driver_stats") == ("applied", None)
+        apply(session, tenant_id, batch_definition("driver_stats"), batch_definition("trips"))
+        ack(False, "trips: feature column 'rating' is not in the source")
+        assert status("trips") == ("refused", "trips: feature column 'rating' is not in the source")
+        assert status("driver_stats") == ("applied", None)  # unchanged, still held by the agent
+        view = features.feature_set_view(features.get_feature_set(session, tenant_id=tenant_id, feature_set="trips"))
+        assert view["agent_status"] == "refused" and "rating" in view["agent_error"]
