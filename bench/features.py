@@ -31,7 +31,7 @@ from bench.feature_store.feast_side import Feast, ensure_feast
 from bench.feature_store.mallard_side import Mallard, http_missing, mallard_missing
 from bench.feature_store.measure import Plan, measure
 from bench.feature_store.procs import cpus
-from bench.feature_store.report import goals, render
+from bench.feature_store.report import goals, ratios, render
 from bench.fleet.processes import Children
 from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
@@ -135,6 +135,7 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
         plan.feast.online_store = "duckdb" if "duckdb" in args.feast_stores else args.feast_stores[0]
     data.update(measure(plan))
     data["setup"]["feast_version"] = (data.get("feast") or {}).get("version")
+    data["ratios"] = ratios(data)
     data["goals"] = goals(data)
     return data
 

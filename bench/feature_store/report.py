@@ -72,6 +72,28 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def ratios(data: dict[str, Any]) -> dict[str, float]:
+    """Every side-by-side ratio of the run (the goals use some of them): speed-ups as Feast / ours
+    (higher is better for us), latencies as ours / Feast (lower is better for us)."""
+    feast, ours = data.get("feast") or {}, data.get("mallard") or {}
+    out: dict[str, float] = {}
+    for store, row in (feast.get("historical") or {}).items():
+        mine = _get(ours, "historical", "seconds")
+        if mine:
+            out[f"historical speed-up over Feast {store} (its s / ours)"] = row["seconds"] / mine
+    for store, row in (feast.get("materialize") or {}).items():
+        mine = _get(ours, "materialize", "rows_per_second")
+        if mine:
+            out[f"materialization speed-up over Feast {store} (rows/s)"] = mine / row["rows_per_second"]
+    for where, shapes in (feast.get("online") or {}).items():
+        for shape, peer in shapes.items():
+            mine = _get(ours, "online", where, shape)
+            if mine:
+                for q in ("p50", "p99"):
+                    out[f"online {where} {shape} {q}, ours / Feast"] = mine[f"{q}_ms"] / peer[f"{q}_ms"]
+    return out
+
+
 def _goal(goal: str, value: float | None, limit: float, met: bool, unit: str) -> dict[str, Any]:
     return {"goal": goal, "value": value, "limit": limit, "unit": unit, "met": None if value is None else met}
 
@@ -135,6 +157,9 @@ def render(data: dict[str, Any]) -> str:
                     + (f" {s['errors']} errors" if s["errors"] else "")
                 )
     lines.append("  (load: the 1-minute load average when each measurement started; other work shares the CPUs)")
+    if data.get("ratios"):
+        lines += ["", "ratios (same run):"]
+        lines += [f"  {name:<58} {value:>7.3f}" for name, value in data["ratios"].items()]
     lines += ["", "goals (ratios against Feast measured in this run):"]
     for g in data["goals"]:
         if g["met"] is None:
