@@ -132,11 +132,9 @@ class Materializer:
                 in_range = f"event_timestamp >= {ts_literal(start)} AND {in_range}"
             existing = self.offline.partitions(project, fs.name, fs.version)
             touched = _days(start, end, set(existing))
-            kept_files = [
-                p
-                for p in self.offline.local_files(project, fs.name, fs.version)
-                if any(f"/date={d}/" in p for d in touched)
-            ]
+            kept_files = self.offline.local_files(
+                project, fs.name, fs.version, {d: keys for d, keys in existing.items() if d in touched}
+            )
             union = f"SELECT * FROM ({feature_rows_sql(fs)}) WHERE {in_range}"
             kept_rows = 0
             if kept_files:
@@ -156,7 +154,9 @@ class Materializer:
             all_days = sorted(set(new_days) | touched)
             counts = self._counts(con, new_days)
             for i, day in enumerate(all_days):
-                self.offline.replace_partition(project, fs.name, fs.version, day, list(new_days.get(day, [])))
+                self.offline.replace_partition(
+                    project, fs.name, fs.version, day, list(new_days.get(day, [])), existing.get(day, [])
+                )
                 report("writing offline store", i + 1, len(all_days))
             watermark = state.watermark
             if incremental or watermark is None or start is None or start <= watermark:

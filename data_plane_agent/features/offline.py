@@ -44,16 +44,31 @@ class OfflineStore:
         """Event date (YYYY-MM-DD) -> the part keys stored for it."""
         found: dict[str, list[str]] = defaultdict(list)
         prefix = self.prefix(project, name, version)
-        for key in self.store.list(prefix):
+        for key in self._list(prefix):
             match = _PART.search(key[len(prefix) :])
             if match:
                 found[match.group(1)].append(key)
         return dict(found)
 
-    def replace_partition(self, project: str, name: str, version: int, day: str, files: list[Path]) -> None:
-        """Make `files` the content of partition `day`: upload them, then delete the parts they replace."""
+    def _list(self, prefix: str) -> list[str]:
+        if isinstance(self.store, LocalObjectStore):
+            # Walk only this feature set's directory, not the whole store.
+            root = self.store.path(prefix.rstrip("/"))
+            if not root.is_dir():
+                return []
+            return sorted(
+                p.relative_to(self.store.root).as_posix() for p in root.rglob("*.parquet") if not p.name.startswith(".")
+            )
+        return list(self.store.list(prefix))
+
+    def replace_partition(
+        self, project: str, name: str, version: int, day: str, files: list[Path], old: list[str] | None = None
+    ) -> None:
+        """Make `files` the content of partition `day`: upload them, then delete the parts they replace
+        (`old`, the partition's keys when the run started; listed again when None)."""
         prefix = self.prefix(project, name, version)
-        old = self.partitions(project, name, version).get(day, [])
+        if old is None:
+            old = self.partitions(project, name, version).get(day, [])
         for path in files:
             key = f"{prefix}date={day}/part-{uuid.uuid4().hex}.parquet"
             if isinstance(self.store, LocalObjectStore):
@@ -66,9 +81,12 @@ class OfflineStore:
         for key in old:
             self.store.delete(key)
 
-    def local_files(self, project: str, name: str, version: int) -> list[str]:
+    def local_files(
+        self, project: str, name: str, version: int, partitions: dict[str, list[str]] | None = None
+    ) -> list[str]:
         """Paths DuckDB can read for every part of this feature set version (empty when none)."""
-        parts = [key for keys in self.partitions(project, name, version).values() for key in keys]
+        listed = self.partitions(project, name, version) if partitions is None else partitions
+        parts = [key for keys in listed.values() for key in keys]
         if isinstance(self.store, LocalObjectStore):
             return [str(self.store.path(key)) for key in sorted(parts)]
         root = self.cache_dir / self.prefix(project, name, version)
@@ -79,7 +97,7 @@ class OfflineStore:
                 tmp = path.with_suffix(".tmp")
                 self.store.get_to_file(key, tmp)
                 tmp.replace(path)
-        if root.exists():
+        if partitions is None and root.exists():
             for stale in root.rglob("*.parquet"):
                 if stale not in wanted:
                     stale.unlink()
