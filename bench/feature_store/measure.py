@@ -59,6 +59,7 @@ def _materialized(op: OpResult, plan: Plan) -> dict[str, Any]:
         "seconds": seconds,
         "rows": rows,
         "rows_per_second": rows / seconds,
+        "wall": op.wall,
         "maxrss_kib": op.maxrss_kib,
         "load": op.load,
     } | ({"phases": op.answer["phases"]} if "phases" in op.answer else {})
