@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from shared.serving import STATUS_EVENT, ApplySpec, DeploymentKind, DeploymentSt
 
 log = logging.getLogger("mallard.agent.serving")
 DEFAULT_TIMEOUT_SECONDS = 30.0
+_FIELD = re.compile(r"^(deployment_id|kind|runtime|variations)(\[\d+\](\.\w+)?)?$")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class ServingEngine:
         """Persist the desired state and reconcile to it in the background (idempotent; older revisions ignored)."""
         problems = check_apply_spec(dict(spec))
         if problems:
-            raise InvalidInput("; ".join(problems), field=problems[0].split(" ", 1)[0])
+            raise InvalidInput("; ".join(problems), field=_field_of(problems[0]))
         if self._state is None or self._closing:
             raise Unavailable("the serving engine is not running")
         spec = _normalised(spec)
@@ -280,6 +282,12 @@ class ServingEngine:
     def _timeout(self, deployment: Deployment) -> float:
         timeout_ms = deployment.spec.get("timeout_ms")
         return timeout_ms / 1000 if isinstance(timeout_ms, int) and timeout_ms > 0 else self.default_timeout_s
+
+
+def _field_of(problem: str) -> str:
+    """The field a check_apply_spec sentence starts with ("variations[0].build_id is required")."""
+    first = problem.split(" ", 1)[0]
+    return first if _FIELD.match(first) else "variations"
 
 
 def _now_ms() -> int:

@@ -83,8 +83,9 @@ async def test_a_spec_with_problems_is_refused_naming_the_field(tmp_path: Path, 
     await engine.start()
     try:
         bad = apply_spec("dep_1", [variation("default", "bld_a", "md5:abc")])
-        with pytest.raises(InvalidInput, match=r"variations\[0\].artifact_digest must be a sha256 digest"):
+        with pytest.raises(InvalidInput, match=r"variations\[0\].artifact_digest must be a sha256 digest") as refused:
             await engine.apply(bad)
+        assert refused.value.field == "variations[0].artifact_digest"
         assert engine.deployments() == []
     finally:
         await engine.shutdown(5)
