@@ -159,6 +159,7 @@ def test_apply_materialize_and_read_back_through_the_cli(stack: Stack, tmp_path:
     assert "changed type from int to float" in conflict and "bump the version to 2" in conflict
     (listed,) = stack.json("features", "list")
     assert listed["fingerprint"] == applied["feature_sets"][0]["fingerprint"]
+    assert listed["agent_status"] == "applied"
     no_ts = write_entities(tmp_path / "no_ts.parquet", [(1, None)], with_ts=False)
     missing = stack.error(
         "features", "get-historical", "--entities", str(no_ts), "--features", "driver_stats:rating",
