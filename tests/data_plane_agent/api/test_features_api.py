@@ -343,3 +343,29 @@ def test_a_backfill_covers_its_range_and_a_failing_run_ends_failed_with_a_reason
     failed = [p for t, p in plane.events() if t == contract.MATERIALIZATION_EVENT and p["job_id"] == "mat_f"][-1]
     assert failed["status"] == "FAILED" and "driver_stats" in failed["error_summary"]
     assert len(failed["error_summary"]) <= contract.ERROR_SUMMARY_MAX
+
+
+def test_historical_reads_entity_rows_already_in_the_agents_store(plane: Plane, tmp_path: Path) -> None:
+    materialized(plane)
+    entities = write_entities(tmp_path / "entities.parquet", [(3, START + timedelta(days=1, hours=1))])
+    plane.service.engine.store.put_file("inputs/entities.parquet", entities)
+    response = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:*", "entities": "mallard-store://inputs/entities.parquet"},
+        headers=plane.headers(),
+    )
+    assert response.status_code == 200, response.text
+    (row,) = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    assert (row["trips_today"], row["rating"]) == (trips(3, 1), rating(3, 1))
+    missing = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:*", "entities": "mallard-store://inputs/none.parquet"},
+        headers=plane.headers(),
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "entities"
+    elsewhere = plane.client.post(
+        "/v1/features/historical",
+        params={"features": "driver_stats:*", "entities": "/etc/passwd"},
+        headers=plane.headers(),
+    )
+    assert elsewhere.status_code == 422 and elsewhere.json()["error"]["field"] == "entities"
