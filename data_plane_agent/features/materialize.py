@@ -9,10 +9,12 @@ by DuckDB's cap (it spills to disk) and by the online write batch size.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +111,31 @@ class Materializer:
         start: datetime | None = None,
         end: datetime | None = None,
         progress: ProgressFn | None = None,
+    ) -> MaterializationResult:
+        """Materialize [start, end) (start None: from the watermark; end None: now). Runs of the same
+        feature set version wait for each other (a file lock, so across processes too)."""
+        with self._exclusive(project, fs):
+            return self._run(project, fs, start=start, end=end, progress=progress)
+
+    @contextmanager
+    def _exclusive(self, project: str, fs: FeatureSet) -> Iterator[None]:
+        path = self.work_dir / "locks" / f"{project}.{fs.name}.v{fs.version}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _run(
+        self,
+        project: str,
+        fs: FeatureSet,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        progress: ProgressFn | None,
     ) -> MaterializationResult:
         began = time.monotonic()
         report = progress or (lambda phase, done, total: None)

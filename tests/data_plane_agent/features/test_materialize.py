@@ -3,6 +3,7 @@ freshness metadata, and refusal of bad input with nothing written."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,3 +141,17 @@ def test_bad_requests_are_refused_and_nothing_is_written(tmp_path: Path) -> None
     assert [(d.name, d.version) for d in engine.definitions(project="p")] == [("stats", 1), ("stats", 2)]
     assert engine.definition("stats", version=1, project="p").feature_types == {"trips": "int"}
     assert engine.offline.partitions("p", "stats", 1) == {}
+
+
+def test_concurrent_runs_of_the_same_set_do_not_duplicate_rows(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    day0 = datetime(2026, 2, 1, tzinfo=UTC)
+    for i in range(3):
+        write_day(source, day0 + i * DAY, drivers=20)
+    engine = make_engine(tmp_path)
+    engine.apply([stats_set(source)], project="p")
+    ranges = [(day0, day0 + 3 * DAY), (day0 + DAY, day0 + 3 * DAY), (day0, day0 + 2 * DAY)] * 2
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda r: engine.materialize("stats", project="p", start=r[0], end=r[1]), ranges))
+    assert offline_rows(engine) == source_rows(source, day0, day0 + 3 * DAY)
