@@ -7,6 +7,7 @@ that exists is complete. Artifacts are immutable, so every replica of a build sh
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tarfile
@@ -43,7 +44,7 @@ class UnpackedArtifact:
     def requirements(self) -> list[str]:
         return [str(r) for r in self.manifest.get("requirements", [])]
 
-    @property
+    @functools.cached_property
     def schema(self) -> ModelSchema:
         return ModelSchema.from_dict(self.manifest.get("schema") or {})
 

@@ -104,6 +104,7 @@ class Deployment:
                 live.append(route)
                 cumulative.append(total)
         self.live, self.shadows, self._cumulative = live, shadows, cumulative
+        self._refresh_schema()
 
     def on_replica(self, replica: Replica, event: ReplicaEvent) -> None:
         if event == ReplicaEvent.READY:
@@ -197,9 +198,26 @@ class Deployment:
             self.problems[name] = str(exc)
             return None
         self.prepared[target] = prepared
-        if self.schema is None or not self._variation(name).get("shadow"):
-            self.schema = prepared.artifact.schema
+        self._refresh_schema()
         return prepared
+
+    def _refresh_schema(self) -> None:
+        """The schema requests are checked against: the one of the build live traffic goes to (the
+        new build as soon as one of its replicas serves, during a rollout), else the desired build's."""
+        fallback = None
+        for variation in self.spec.get("variations", []):
+            if variation.get("shadow"):
+                continue
+            target = self.target(variation)
+            serving = [r for r in self.replicas if r.variation == variation["name"] and r.routable]
+            newest = [r for r in serving if r.prepared.target == target]
+            if newest or serving:
+                self.schema = (newest or serving)[0].prepared.artifact.schema
+                return
+            if fallback is None and target in self.prepared:
+                fallback = self.prepared[target].artifact.schema
+        if fallback is not None:
+            self.schema = fallback
 
     def _variation(self, name: str) -> VariationSpec:
         return next(v for v in self.spec.get("variations", []) if v["name"] == name)
