@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +31,8 @@ from shared.errors import InvalidInput, MallardError, NotFound
 log = logging.getLogger("mallard.agent.features")
 Status = contract.MaterializationStatus
 PROGRESS_EVERY_SECONDS = 1.0
+INTERRUPTED = "the agent stopped before this materialization finished; run it again"
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -89,10 +93,15 @@ class FeatureService:
         self._last_tick = datetime.now(UTC)
         self._reported: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self._project_of: dict[str, str] = {}  # feature-set name -> its only project (cleared by apply)
+        self._inflight = engine.home / "jobs"  # a file per accepted job until its final event is queued
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._inflight.mkdir(parents=True, exist_ok=True)
+        for marker in sorted(self._inflight.iterdir()):  # jobs a stopped or killed agent left behind
+            self._job_event(marker.name, Status.FAILED, error_summary=INTERRUPTED)
+            marker.unlink(missing_ok=True)
         for project in self.projects():
             for fs in self.engine.definitions(project=project):
                 if isinstance(fs, StreamFeatureSet):
@@ -109,7 +118,13 @@ class FeatureService:
         for aggregator in streams:
             with contextlib.suppress(Exception):
                 aggregator.stop()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        # Queued runs are dropped (a restart or the next schedule redoes them: runs are idempotent);
+        # a running one gets until the deadline.
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            running = [f for f in self._jobs.values() if not f.done()]
+        if running:
+            futures.wait(running, timeout=timeout)
 
     def projects(self) -> list[str]:
         """Projects with applied definitions (the registry is keyed by project name)."""
@@ -176,8 +191,8 @@ class FeatureService:
     def materialize(self, spec: dict[str, Any]) -> dict[str, Any]:
         """`features.materialize`: queue the job and answer at once (idempotent by job id)."""
         job_id = str(spec.get("job_id") or "")
-        if not job_id:
-            raise InvalidInput("job_id is required", field="job_id")
+        if not JOB_ID.match(job_id):
+            raise InvalidInput(f"job_id {job_id!r} is not a job id", field="job_id")
         project, name, version = str(spec["project"]), str(spec["name"]), int(spec["version"])
         fs = self.engine.definition(name, version, project=project)  # NotFound before anything is queued
         if not isinstance(fs, FeatureSet):
@@ -185,6 +200,8 @@ class FeatureService:
         start, end = _time(spec.get("start")), _time(spec.get("end"))
         with self._lock:
             if job_id not in self._jobs:
+                self._inflight.mkdir(parents=True, exist_ok=True)
+                (self._inflight / job_id).touch()
                 self._jobs[job_id] = self._pool.submit(self._run, job_id, project, name, version, start, end)
         return {"job_id": job_id, "accepted": True}
 
@@ -234,6 +251,8 @@ class FeatureService:
             self._job_event(job_id, Status.FAILED, error_summary=contract.summarize_error(message))
         else:
             self._job_event(job_id, Status.SUCCEEDED, rows_done=result.source_rows, rows_total=result.source_rows)
+        if job_id is not None:
+            (self._inflight / job_id).unlink(missing_ok=True)
         self.report_freshness(project, name, version, force=True)
 
     def report_freshness(self, project: str, name: str, version: int, *, force: bool = False) -> None:

@@ -369,3 +369,20 @@ def test_historical_reads_entity_rows_already_in_the_agents_store(plane: Plane, 
         headers=plane.headers(),
     )
     assert elsewhere.status_code == 422 and elsewhere.json()["error"]["field"] == "entities"
+
+
+def test_a_job_cut_short_by_an_agent_stop_is_reported_failed_at_the_next_start(plane: Plane, tmp_path: Path) -> None:
+    fs = driver_stats(plane)
+    plane.service.apply(plane.apply_spec(fs))
+    # What a kill -9 between accepting the command and finishing the run leaves behind.
+    (plane.service.engine.home / "jobs" / "mat_cut").touch()
+    restarted = FeatureService(plane.service.engine, outbox=plane.outbox, schedule_interval_seconds=3600)
+    restarted.start()
+    try:
+        (failed,) = [p for t, p in plane.events() if t == contract.MATERIALIZATION_EVENT and p["job_id"] == "mat_cut"]
+        assert failed["status"] == "FAILED" and "run it again" in failed["error_summary"]
+        assert not (plane.service.engine.home / "jobs" / "mat_cut").exists()
+        with pytest.raises(InvalidInput):
+            restarted.materialize({"job_id": "../escape", "project": "rides", "name": fs.name, "version": 1})
+    finally:
+        restarted.shutdown()
