@@ -15,8 +15,8 @@ def validate_request(
     *,
     kind: str,
     variation: str,
-    weight: int,
-    replicas: int,
+    weight: int | None,
+    replicas: int | None,
     runtime: str | None,
     timeout_ms: int | None,
     batch: dict[str, Any] | None,
@@ -30,9 +30,9 @@ def validate_request(
             f"variation {variation!r} is not valid; use lowercase letters, digits and '-' (up to 63)",
             field="variation",
         )
-    if not 0 <= weight <= 100:
+    if weight is not None and not 0 <= weight <= 100:
         raise InvalidInput(f"weight must be between 0 and 100, got {weight}", field="weight")
-    if not 1 <= replicas <= contract.MAX_REPLICAS:
+    if replicas is not None and not 1 <= replicas <= contract.MAX_REPLICAS:
         raise InvalidInput(f"replicas must be between 1 and {contract.MAX_REPLICAS}, got {replicas}", field="replicas")
     if runtime is not None and runtime not in {r.value for r in contract.Runtime}:
         raise InvalidInput(f"runtime must be one of {', '.join(contract.Runtime)}, got {runtime!r}", field="runtime")

@@ -68,9 +68,9 @@ def deploy(
     actor: str,
     command_ttl_seconds: int,
     variation: str = "default",
-    weight: int = 100,
+    weight: int | None = None,
     shadow: bool = False,
-    replicas: int = 1,
+    replicas: int | None = None,
     runtime: str | None = None,
     logging_enabled: bool | None = None,
     timeout_ms: int | None = None,
@@ -79,6 +79,8 @@ def deploy(
 ) -> tuple[Deployment, bool]:
     """Deploy `build` as `variation` of the model's active deployment of `kind` (created if none).
 
+    `weight` and `replicas` of None keep the variation's current values (new: 100 and 1), so
+    redeploying a new build does not reset a traffic split or a scale.
     `runtime`, `logging_enabled` and `timeout_ms` apply to the whole deployment; None keeps the
     current value. Returns (deployment, created).
     """
@@ -123,7 +125,13 @@ def deploy(
             f"build {build} has no Docker image; rebuild with --builder docker or deploy with --runtime local",
             field="runtime",
         )
-    variations = [v for v in json.loads(deployment.variations_json or "[]") if v["name"] != variation]
+    current = {v["name"]: v for v in json.loads(deployment.variations_json or "[]")}
+    previous = current.pop(variation, None) or {}
+    if weight is None:
+        weight = previous["weight"] if previous and not previous.get("shadow") else 100
+    if replicas is None:
+        replicas = previous.get("replicas", 1)
+    variations = list(current.values())
     variations.append(
         {
             "name": variation,

@@ -21,9 +21,13 @@ deploy_app = typer.Typer(
 JSON = typer.Option(False, "--json", help="Print JSON.")
 MODEL = typer.Option(..., "--model", "-m", help="Registered model name or id.")
 BUILD = typer.Option(..., "--build", "-b", help="A SUCCEEDED build of the model.")
-REPLICAS = typer.Option(1, "--replicas", min=1, max=16, help="Model server replicas for this variation.")
+REPLICAS = typer.Option(
+    None, "--replicas", min=1, max=16, help="Model server replicas for this variation (default: unchanged, new: 1)."
+)
 VARIATION = typer.Option("default", "--variation", help="Serve the build as this variation (A/B, canary).")
-WEIGHT = typer.Option(100, "--weight", min=0, max=100, help="Relative traffic weight of the variation.")
+WEIGHT = typer.Option(
+    None, "--weight", min=0, max=100, help="Relative traffic weight of the variation (default: unchanged, new: 100)."
+)
 SHADOW = typer.Option(False, "--shadow", help="Mirror traffic to it: answers are logged, never returned.")
 RUNTIME = typer.Option(None, "--runtime", help="local (a process in the build's virtualenv) or docker.")
 LOGGING = typer.Option(None, "--logging/--no-logging", help="Log predictions to the inference lake (default on).")
@@ -86,9 +90,9 @@ def wait_for_revision(
 def deploy_realtime(
     model: str = MODEL,
     build: str = BUILD,
-    replicas: int = REPLICAS,
+    replicas: int | None = REPLICAS,
     variation: str = VARIATION,
-    weight: int = WEIGHT,
+    weight: int | None = WEIGHT,
     shadow: bool = SHADOW,
     runtime: str | None = RUNTIME,
     logging: bool | None = LOGGING,
@@ -111,7 +115,7 @@ def deploy_batch(
     input: str = typer.Option(..., "--input", help="Parquet file, directory or s3://bucket/prefix."),
     output: str = typer.Option(..., "--output", help="Directory or s3://bucket/prefix for the part files."),
     batch_rows: int = typer.Option(10_000, "--batch-rows", min=1, help="Rows per record batch."),
-    replicas: int = REPLICAS,
+    replicas: int | None = REPLICAS,
     runtime: str | None = RUNTIME,
     logging: bool | None = LOGGING,
     wait: bool = WAIT,
@@ -133,7 +137,7 @@ def deploy_streaming(
     input_stream: str = typer.Option(..., "--input-stream"),
     output_stream: str = typer.Option(..., "--output-stream"),
     group: str = typer.Option(..., "--group", help="Consumer group (created when missing)."),
-    replicas: int = REPLICAS,
+    replicas: int | None = REPLICAS,
     runtime: str | None = RUNTIME,
     logging: bool | None = LOGGING,
     wait: bool = WAIT,

@@ -38,9 +38,13 @@ class DeploymentCreate(RequestBody):
     kind: str = Field(description="realtime | batch | streaming")
     build: str = Field(max_length=40, description="A SUCCEEDED build of the model.")
     variation: str = Field(default="default", description="Variation this build serves as.")
-    weight: int = Field(default=100, description="Relative traffic weight, 0-100 (ignored for shadows).")
+    weight: int | None = Field(
+        default=None, description="Relative traffic weight, 0-100 (ignored for shadows); default: unchanged (new: 100)."
+    )
     shadow: bool = Field(default=False, description="Mirror traffic to it; log its answers, never return them.")
-    replicas: int = Field(default=1, description="Model server replicas for this variation (1-16).")
+    replicas: int | None = Field(
+        default=None, description="Model server replicas for this variation (1-16); default: unchanged (new: 1)."
+    )
     runtime: str | None = Field(default=None, description="local | docker; default: unchanged (new: local).")
     logging: bool | None = Field(default=None, description="Inference-lake logging; default: unchanged (new: on).")
     timeout_ms: int | None = Field(default=None, description="Per-request prediction timeout.")

@@ -75,6 +75,10 @@ def test_deploy_sends_the_whole_desired_state_with_increasing_revisions(database
         history = deployments.revisions(session, dep)
         assert [(h.revision, h.action) for h in history] == [(1, "deploy"), (2, "deploy"), (3, "deploy")]
         assert json.loads(history[-1].spec_json) == last
+        # Redeploying a variation with a new build keeps its weight and scale unless told otherwise.
+        deploy(session, tenant_id, first, variation="canary")
+        canary = next(v for v in sent(session, agent)[-1][1]["variations"] if v["name"] == "canary")
+        assert (canary["build_id"], canary["weight"], canary["replicas"]) == (first, 20, 2)
         assert session.exec(select(AuditLog).where(col(AuditLog.action) == "deployment.deploy")).all()
 
 
