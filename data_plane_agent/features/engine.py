@@ -159,7 +159,7 @@ class FeatureEngine:
 
     def definitions(self, *, project: str) -> list[AnyFeatureSet]:
         """Every applied definition of the project, all versions."""
-        return self.registry.list(project)
+        return self.registry.list_definitions(project)
 
     # -- batch -------------------------------------------------------------------------------
 
@@ -217,10 +217,11 @@ class FeatureEngine:
                     raise InvalidInput(f"feature set {name!r} v{fs.version} has no feature {item!r}", field="features")
             entry = grouped.setdefault((fs.name, fs.version), (fs, []))
             entry[1].extend(f for f in wanted if f not in entry[1])
-        return [
-            FeatureRequest(fs, features, self.offline.local_files(project, fs.name, fs.version))
-            for fs, features in grouped.values()
-        ]
+        requests = []
+        for fs, features in grouped.values():
+            keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
+            requests.append(FeatureRequest(fs, features, self.offline.local_files(project, fs.name, fs.version, keys)))
+        return requests
 
     # -- online ------------------------------------------------------------------------------
 

@@ -157,10 +157,10 @@ class Materializer:
             in_range = f"event_timestamp < {ts_literal(end)}"
             if start is not None:
                 in_range = f"event_timestamp >= {ts_literal(start)} AND {in_range}"
-            existing = self.offline.partitions(project, fs.name, fs.version)
+            existing = self.registry.manifest(project, fs.name, fs.version)
             touched = _days(start, end, set(existing))
             kept_files = self.offline.local_files(
-                project, fs.name, fs.version, {d: keys for d, keys in existing.items() if d in touched}
+                project, fs.name, fs.version, [k for d in sorted(touched) for k in existing[d]]
             )
             union = f"SELECT * FROM ({feature_rows_sql(fs)}) WHERE {in_range}"
             kept_rows = 0
@@ -180,23 +180,35 @@ class Materializer:
             new_days = {p.name[len("date=") :]: sorted(p.glob("*.parquet")) for p in staging.glob("date=*")}
             all_days = sorted(set(new_days) | touched)
             counts = self._counts(con, new_days)
+            uploaded: dict[str, list[str]] = {}
             for i, day in enumerate(all_days):
-                self.offline.replace_partition(
-                    project, fs.name, fs.version, day, list(new_days.get(day, [])), existing.get(day, [])
-                )
+                uploaded[day] = self.offline.upload(project, fs.name, fs.version, day, new_days.get(day, []))
                 report("writing offline store", i + 1, len(all_days))
             watermark = state.watermark
             if incremental or watermark is None or start is None or start <= watermark:
                 watermark = max(end, watermark) if watermark is not None else end
             self.registry.record_run(
-                project, fs.name, fs.version, watermark=watermark, partitions={d: counts.get(d, 0) for d in all_days}
+                project,
+                fs.name,
+                fs.version,
+                watermark=watermark,
+                partitions={d: (counts.get(d, 0), uploaded[d]) for d in all_days},
             )
+            self._collect_garbage(project, fs)
         finally:
             con.close()
             shutil.rmtree(run_dir, ignore_errors=True)
         return MaterializationResult(
             fs.name, fs.version, start, end, source_rows, written, len(all_days), watermark, time.monotonic() - began
         )
+
+    def _collect_garbage(self, project: str, fs: FeatureSet) -> None:
+        """Delete parts the manifest no longer references: those this run replaced, and any left by an
+        interrupted run (runs of one set are serialised, so none is in flight)."""
+        referenced = [k for keys in self.registry.manifest(project, fs.name, fs.version).values() for k in keys]
+        keep = set(referenced)
+        self.offline.delete([k for k in self.offline.stored_keys(project, fs.name, fs.version) if k not in keep])
+        self.offline.prune_cache(project, fs.name, fs.version, referenced)
 
     def _counts(self, con: Any, days: dict[str, list[Path]]) -> dict[str, int]:
         files = [str(p) for paths in days.values() for p in paths]

@@ -2,10 +2,13 @@
 directory per event date.
 
 `features/<tenant>/<project>/<set>/v<version>/date=YYYY-MM-DD/part-<id>.parquet`. Files hold the
-entity keys, `event_timestamp`, `created_timestamp` (when defined) and the features, typed. A
-partition is replaced as a whole (new part written, then the old parts deleted), so re-running a
-range never duplicates rows. DuckDB reads the files where they are on a local store; from S3 they
-are first synchronised into a local cache directory (only changed files are fetched).
+entity keys, `event_timestamp`, `created_timestamp` (when defined) and the features, typed.
+Which parts make up a partition is recorded in the agent's registry (the manifest), not inferred
+from a listing: a run uploads new parts, commits the manifest in one transaction, then deletes
+the parts it replaced. Readers use the manifest, so they see the old or the new partition, never
+both; a run interrupted before its commit leaves only unreferenced parts, removed by the next run.
+DuckDB reads parts where they are on a local store; from S3 they are first synchronised into a
+local cache directory (part names are unique, so only new parts are fetched).
 """
 
 from __future__ import annotations
@@ -13,13 +16,11 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
 from data_plane_agent.storage import LocalObjectStore, ObjectStore
 from shared.errors import InvalidInput
 
-_PART = re.compile(r"date=(\d{4}-\d{2}-\d{2})/part-[0-9a-f]+\.parquet$")
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
@@ -40,17 +41,9 @@ class OfflineStore:
     def prefix(self, project: str, name: str, version: int) -> str:
         return f"features/{self.tenant}/{_check(project, 'project')}/{_check(name, 'feature_set')}/v{int(version)}/"
 
-    def partitions(self, project: str, name: str, version: int) -> dict[str, list[str]]:
-        """Event date (YYYY-MM-DD) -> the part keys stored for it."""
-        found: dict[str, list[str]] = defaultdict(list)
+    def stored_keys(self, project: str, name: str, version: int) -> list[str]:
+        """Every part key under the feature set version's prefix, referenced by the manifest or not."""
         prefix = self.prefix(project, name, version)
-        for key in self._list(prefix):
-            match = _PART.search(key[len(prefix) :])
-            if match:
-                found[match.group(1)].append(key)
-        return dict(found)
-
-    def _list(self, prefix: str) -> list[str]:
         if isinstance(self.store, LocalObjectStore):
             # Walk only this feature set's directory, not the whole store.
             root = self.store.path(prefix.rstrip("/"))
@@ -59,16 +52,12 @@ class OfflineStore:
             return sorted(
                 p.relative_to(self.store.root).as_posix() for p in root.rglob("*.parquet") if not p.name.startswith(".")
             )
-        return list(self.store.list(prefix))
+        return [k for k in self.store.list(prefix) if k.endswith(".parquet")]
 
-    def replace_partition(
-        self, project: str, name: str, version: int, day: str, files: list[Path], old: list[str] | None = None
-    ) -> None:
-        """Make `files` the content of partition `day`: upload them, then delete the parts they replace
-        (`old`, the partition's keys when the run started; listed again when None)."""
+    def upload(self, project: str, name: str, version: int, day: str, files: list[Path]) -> list[str]:
+        """Store `files` as new parts of partition `day` (not yet referenced); returns their keys."""
         prefix = self.prefix(project, name, version)
-        if old is None:
-            old = self.partitions(project, name, version).get(day, [])
+        keys = []
         for path in files:
             key = f"{prefix}date={day}/part-{uuid.uuid4().hex}.parquet"
             if isinstance(self.store, LocalObjectStore):
@@ -78,27 +67,37 @@ class OfflineStore:
                 shutil.move(str(path), target)
             else:
                 self.store.put_file(key, path)
-        for key in old:
+            keys.append(key)
+        return keys
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
             self.store.delete(key)
 
-    def local_files(
-        self, project: str, name: str, version: int, partitions: dict[str, list[str]] | None = None
-    ) -> list[str]:
-        """Paths DuckDB can read for every part of this feature set version (empty when none)."""
-        listed = self.partitions(project, name, version) if partitions is None else partitions
-        parts = [key for keys in listed.values() for key in keys]
+    def local_files(self, project: str, name: str, version: int, keys: list[str]) -> list[str]:
+        """Paths DuckDB can read for the given part keys (fetched into the cache from a remote store)."""
         if isinstance(self.store, LocalObjectStore):
-            return [str(self.store.path(key)) for key in sorted(parts)]
-        root = self.cache_dir / self.prefix(project, name, version)
-        wanted = {root / key[len(self.prefix(project, name, version)) :]: key for key in parts}
-        for path, key in wanted.items():
-            # Part names are unique per write, so a cached file of the same name is the same content.
+            return [str(self.store.path(key)) for key in sorted(keys)]
+        prefix = self.prefix(project, name, version)
+        root = self.cache_dir / prefix
+        paths = []
+        for key in sorted(keys):
+            path = root / key[len(prefix) :]
             if not path.exists():
-                tmp = path.with_suffix(".tmp")
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
                 self.store.get_to_file(key, tmp)
                 tmp.replace(path)
-        if partitions is None and root.exists():
-            for stale in root.rglob("*.parquet"):
-                if stale not in wanted:
-                    stale.unlink()
-        return sorted(str(p) for p in wanted)
+            paths.append(str(path))
+        return paths
+
+    def prune_cache(self, project: str, name: str, version: int, keys: list[str]) -> None:
+        """Drop cached copies of parts that are no longer referenced."""
+        if isinstance(self.store, LocalObjectStore):
+            return
+        prefix = self.prefix(project, name, version)
+        root = self.cache_dir / prefix
+        wanted = {root / key[len(prefix) :] for key in keys}
+        if root.exists():
+            for path in root.rglob("*.parquet"):
+                if path not in wanted:
+                    path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS materializations (
     project TEXT, name TEXT, version INTEGER, watermark TEXT, last_materialized_at TEXT,
     PRIMARY KEY (project, name, version));
 CREATE TABLE IF NOT EXISTS partitions (
-    project TEXT, name TEXT, version INTEGER, day TEXT, rows INTEGER,
+    project TEXT, name TEXT, version INTEGER, day TEXT, rows INTEGER, parts TEXT,
     PRIMARY KEY (project, name, version, day));
 """
 
@@ -57,6 +57,8 @@ class FeatureRegistry:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        if "parts" not in {row[1] for row in self._db.execute("PRAGMA table_info(partitions)")}:
+            self._db.execute("ALTER TABLE partitions ADD COLUMN parts TEXT")  # registries from before the manifest
         # Parsed definitions, dropped whenever any connection (another process too) commits a change:
         # online reads look a definition up on every call and must not pay for JSON parsing.
         self._cache: dict[tuple[str, str, int | None], AnyFeatureSet] = {}
@@ -124,7 +126,7 @@ class FeatureRegistry:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT project FROM definitions ORDER BY project")]
 
-    def list(self, project: str) -> list[AnyFeatureSet]:
+    def list_definitions(self, project: str) -> list[AnyFeatureSet]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT body FROM definitions WHERE project = ? ORDER BY name, version", (project,)
@@ -150,10 +152,26 @@ class FeatureRegistry:
         watermark, last = (row[0], row[1]) if row else (None, None)
         return MaterializationState(_parse(watermark), _parse(last), int(total))
 
+    def manifest(self, project: str, name: str, version: int) -> dict[str, list[str]]:
+        """The offline store's current parts: event date -> object keys."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT day, parts FROM partitions WHERE project = ? AND name = ? AND version = ? ORDER BY day",
+                (project, name, version),
+            ).fetchall()
+        return {day: json.loads(parts or "[]") for day, parts in rows}
+
     def record_run(
-        self, project: str, name: str, version: int, *, watermark: datetime | None, partitions: dict[str, int]
+        self,
+        project: str,
+        name: str,
+        version: int,
+        *,
+        watermark: datetime | None,
+        partitions: dict[str, tuple[int, list[str]]],
     ) -> None:
-        """Store a finished run: the new watermark, the row count of every partition it rewrote (0 = removed)."""
+        """Commit a finished run in one transaction: the new watermark and, for every partition it
+        rewrote, its row count and part keys (no rows: the partition is removed)."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -161,11 +179,11 @@ class FeatureRegistry:
                     "INSERT OR REPLACE INTO materializations VALUES (?, ?, ?, ?, ?)",
                     (project, name, version, _iso(watermark), _iso(datetime.now(UTC))),
                 )
-                for day, rows in partitions.items():
+                for day, (rows, parts) in partitions.items():
                     if rows:
                         self._db.execute(
-                            "INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, ?, ?)",
-                            (project, name, version, day, rows),
+                            "INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, ?, ?, ?)",
+                            (project, name, version, day, rows, json.dumps(parts)),
                         )
                     else:
                         self._db.execute(

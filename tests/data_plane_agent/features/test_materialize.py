@@ -51,7 +51,8 @@ def stats_set(source: Path, **changes: object) -> FeatureSet:
 
 
 def offline_rows(engine: FeatureEngine) -> list[tuple[object, ...]]:
-    files = engine.offline.local_files("p", "stats", 1)
+    keys = [k for parts in engine.registry.manifest("p", "stats", 1).values() for k in parts]
+    files = engine.offline.local_files("p", "stats", 1, keys)
     if not files:
         return []
     con = duckdb.connect()
@@ -100,9 +101,10 @@ def test_overlapping_runs_write_no_duplicates_and_incremental_resumes_from_the_w
     write_day(source, day0 + DAY, shift=1000)
     engine.materialize("stats", project="p", start=day0 + DAY, end=day0 + 2 * DAY)
     assert offline_rows(engine) == source_rows(source, day0, day0 + 4 * DAY)
-    partitions = engine.offline.partitions("p", "stats", 1)
+    partitions = engine.registry.manifest("p", "stats", 1)
     assert sorted(partitions) == ["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]
-    assert all(len(parts) == 1 for parts in partitions.values())
+    # Replaced parts are gone from the store: only the manifest's parts remain.
+    assert engine.offline.stored_keys("p", "stats", 1) == sorted(k for parts in partitions.values() for k in parts)
 
 
 def test_a_backfill_of_old_data_does_not_overwrite_newer_online_values(tmp_path: Path) -> None:
@@ -140,7 +142,8 @@ def test_bad_requests_are_refused_and_nothing_is_written(tmp_path: Path) -> None
     engine.apply([stats_set(source, version=2, features=[Feature("trips", "float")])], project="p")
     assert [(d.name, d.version) for d in engine.definitions(project="p")] == [("stats", 1), ("stats", 2)]
     assert engine.definition("stats", version=1, project="p").feature_types == {"trips": "int"}
-    assert engine.offline.partitions("p", "stats", 1) == {}
+    assert engine.registry.manifest("p", "stats", 1) == {}
+    assert engine.offline.stored_keys("p", "stats", 1) == []
 
 
 def test_concurrent_runs_of_the_same_set_do_not_duplicate_rows(tmp_path: Path) -> None:
@@ -155,3 +158,30 @@ def test_concurrent_runs_of_the_same_set_do_not_duplicate_rows(tmp_path: Path) -
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(lambda r: engine.materialize("stats", project="p", start=r[0], end=r[1]), ranges))
     assert offline_rows(engine) == source_rows(source, day0, day0 + 3 * DAY)
+
+
+def test_an_interrupted_run_leaves_the_previous_partitions_readable_and_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    day0 = datetime(2026, 2, 1, tzinfo=UTC)
+    write_day(source, day0, drivers=5)
+    engine = make_engine(tmp_path)
+    engine.apply([stats_set(source)], project="p")
+    engine.materialize("stats", project="p", start=day0, end=day0 + DAY)
+    before = offline_rows(engine)
+    write_day(source, day0, drivers=5, shift=100)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("agent killed before committing")
+
+    monkeypatch.setattr(engine.registry, "record_run", crash)
+    with pytest.raises(RuntimeError):
+        engine.materialize("stats", project="p", start=day0, end=day0 + DAY)
+    monkeypatch.undo()
+    assert offline_rows(engine) == before  # readers still see exactly the committed partition
+    assert len(engine.offline.stored_keys("p", "stats", 1)) == 2  # plus one unreferenced part
+    engine.materialize("stats", project="p", start=day0, end=day0 + DAY)
+    assert offline_rows(engine) == source_rows(source, day0, day0 + DAY)
+    assert len(engine.offline.stored_keys("p", "stats", 1)) == 1
