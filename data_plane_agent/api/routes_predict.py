@@ -93,8 +93,8 @@ def predict_endpoint(engine: ServingEngine, verifier: TokenVerifier, limits: Inp
     async def predict(request: Request) -> Response:
         request_id = ""
         try:
-            request_id = request_id_from(request.headers.get("x-request-id"))
             verifier.verify_header(request.headers.get("authorization"))
+            request_id = request_id_from(request.headers.get("x-request-id"))
             model: str = request.path_params["model"]
             timeout_s = timeout_from(request.headers.get("x-mallard-timeout-ms"))
             inputs = schemas.get(model)
