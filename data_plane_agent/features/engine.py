@@ -219,6 +219,12 @@ class FeatureEngine:
             entry[1].extend(f for f in wanted if f not in entry[1])
         requests = []
         for fs, features in grouped.values():
+            if self.registry.state(project, fs.name, fs.version).last_materialized_at is None:
+                raise NotFound(
+                    f"feature set {fs.name!r} v{fs.version} has never been materialized, so it has no history; "
+                    f"run `mallard features materialize {fs.name}` first",
+                    field="features",
+                )
             keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
             requests.append(FeatureRequest(fs, features, self.offline.local_files(project, fs.name, fs.version, keys)))
         return requests

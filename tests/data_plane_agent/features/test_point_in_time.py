@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mallard.features import Entity, Feature, FeatureSet, ParquetSource
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, NotFound
 from tests.data_plane_agent.features.conftest import make_engine
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -234,3 +234,12 @@ def test_entity_files_in_parquet_and_csv(tmp_path: Path) -> None:
     )
     result = engine.get_historical(tmp_path / "e.parquet", ["stats:trips"], tmp_path / "b.parquet", project="p")
     assert pq.read_table(result.path).column("trips").to_pylist() == [7, None]
+
+
+def test_a_set_that_was_never_materialized_is_an_error_not_silent_nulls(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path)
+    engine.apply(write_sources(tmp_path / "data", [(1, 1, 0, 5)], [], 6), project="p")
+    frame = pa.table({"driver_id": [1], "event_timestamp": pa.array([BASE])})
+    with pytest.raises(NotFound, match="never been materialized"):
+        engine.get_historical(frame, ["stats:trips"], tmp_path / "out.parquet", project="p")
+    assert not (tmp_path / "out.parquet").exists()
