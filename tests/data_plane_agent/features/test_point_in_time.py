@@ -121,7 +121,7 @@ def reference(candidates: list[tuple[datetime, datetime, Any]], at: datetime, tt
     return {v for et, ct, v in known if (et, ct) == best}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     stats=stats_rows,
     zones=zone_rows,
