@@ -1,7 +1,9 @@
 """Materialization: a feature set's source rows in a time range -> the offline store (partitions
 replaced whole) and the latest value per key -> the online store.
 
-Incremental by default (from the stored watermark to now); a backfill passes `start`/`end`. Runs
+Incremental by default (from the stored watermark to now); a backfill passes `start`/`end`. For
+a set with a created timestamp, an incremental run also rebuilds the days of rows that arrived
+late (created since the watermark, event time before it). Runs
 over overlapping ranges never duplicate: every partition the range touches is rebuilt from the
 rows outside the range that it already held plus the source's rows inside it. Memory is bounded
 by DuckDB's cap (it spills to disk) and by the online write batch size.
@@ -159,6 +161,12 @@ class Materializer:
                 in_range = f"event_timestamp >= {ts_literal(start)} AND {in_range}"
             existing = self.registry.manifest(project, fs.name, fs.version)
             touched = _days(start, end, set(existing))
+            late = self._late_days(con, fs, start, end) if incremental else []
+            if late:
+                # Rows that became known since the watermark but happened before it: rebuild their days.
+                days = ", ".join(f"DATE '{d}'" for d in late)
+                in_range = f"(({in_range}) OR CAST(event_timestamp AS DATE) IN ({days}))"
+                touched |= set(late) & set(existing)
             kept_files = self.offline.local_files(
                 project, fs.name, fs.version, [k for d in sorted(touched) for k in existing[d]]
             )
@@ -201,6 +209,17 @@ class Materializer:
         return MaterializationResult(
             fs.name, fs.version, start, end, source_rows, written, len(all_days), watermark, time.monotonic() - began
         )
+
+    def _late_days(self, con: Any, fs: FeatureSet, start: datetime | None, end: datetime) -> list[str]:
+        """Event dates (before `start`) of rows created in [start, end): late arrivals an incremental run must add."""
+        if start is None or not fs.created_timestamp:
+            return []
+        rows = con.execute(
+            f"SELECT DISTINCT CAST(CAST(event_timestamp AS DATE) AS VARCHAR) FROM ({feature_rows_sql(fs)}) "
+            f"WHERE created_timestamp >= {ts_literal(start)} AND created_timestamp < {ts_literal(end)} "
+            f"AND event_timestamp < {ts_literal(start)}"
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows)
 
     def _collect_garbage(self, project: str, fs: FeatureSet) -> None:
         """Delete parts the manifest no longer references: those this run replaced, and any left by an
