@@ -21,7 +21,10 @@ engine.materialize("driver_stats", version=None, project="p", start=None, end=No
 engine.get_historical(entities, ["driver_stats:trips_today", "driver_stats@2:rating", "other:*"],
                       out_path, project="p", timestamp_column="event_timestamp",
                       full_feature_names=False)
-    # entities: a Parquet or CSV path, or a pyarrow.Table -> HistoricalResult(path, rows)
+    # entities: a Parquet or CSV path, or a pyarrow.Table -> HistoricalResult(path, rows); every
+    #    entity row once, in order. InvalidInput (field = the column) for missing/null keys or
+    #    timestamps; NotFound for a set never materialized. In memory up to pit_memory_rows rows
+    #    (entity frame, and per set), fully out of core (DuckDB, spilling) above.
 engine.get_online("driver_stats", [{"driver_id": 1}, ...], features=None, version=None, project="p")
     # -> [{"driver_id": 1, "trips_today": 3, ..., "event_timestamp": datetime | None}, ...]
     #    one round trip to the online store; values older than the TTL come back as None
@@ -33,8 +36,12 @@ agg.start(); ...; agg.stop()               # consumes the Redis Stream, keeps wi
 
 Offline layout in the object store:
 `features/<tenant>/<project>/<set>/v<version>/date=YYYY-MM-DD/part-<id>.parquet`.
-Online keys are namespaced `<tenant>/<project>/<set>/v<version>`. Agent-local state (definitions,
-watermarks, partition row counts) lives in `<home>/features/registry.sqlite`.
+Which parts make up each partition is the registry's manifest (committed once per run), not a
+listing. Online keys are namespaced `<tenant>/<project>/<set>/v<version>`. Agent-local state
+(definitions, watermarks, the manifest with row counts) lives in `<home>/features/registry.sqlite`.
+Runs of one feature set version are serialised by a file lock under `<home>/features/work/locks`.
+Stream sets: a value written online is stamped with the time it was computed (its
+`event_timestamp`); run one aggregator per stream set.
 """
 
 from __future__ import annotations
