@@ -31,6 +31,7 @@ async def call_route(route: Route, body: bytes, timeout: float) -> tuple[pa.Tabl
                 if replica is None or replica.client is None or not replica.routable:
                     break
                 replica.inflight += 1
+                replica.started += 1
                 try:
                     status, answer = await replica.client.request("POST", "/predict", body)
                 except ReplicaUnreachable as exc:

@@ -3,7 +3,8 @@
 A replica that never became ready (the model does not load, readiness timed out) is failed
 for good: restarting it would fail the same way, and the deployment reports why. A replica
 that crashes after it was ready is restarted with capped exponential backoff, each restart
-reported through `on_change`.
+reported through `on_change`. A replica that stops answering while it has nothing to do (stuck
+in a predict whose request already timed out) is killed and restarted the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from enum import StrEnum
 from data_plane_agent.serving.client import ReplicaClient, ReplicaUnreachable
 from data_plane_agent.serving.runtimes import Prepared, ReplicaProcess, ServingRuntime
 
+log = logging.getLogger("mallard.agent.serving")
 EXIT_BIND_FAILED = 4  # mallard.serving.replica: the port was taken
 _ids = itertools.count(1)
 
@@ -50,6 +53,8 @@ class Replica:
         ready_timeout: float = 180.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        liveness_interval: float = 10.0,
+        liveness_timeout: float = 15.0,
     ) -> None:
         self.variation = variation
         self.prepared = prepared
@@ -59,11 +64,13 @@ class Replica:
         self.on_change = on_change
         self.ready_timeout = ready_timeout
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.liveness_interval, self.liveness_timeout = liveness_interval, liveness_timeout
         self.client: ReplicaClient | None = None
         self.ready = False
         self.routable = False  # set by the engine: ready and not retiring
         self.retiring = False
         self.inflight = 0
+        self.started = 0  # requests sent, ever (tells an idle replica from a busy one)
         self.restarts = 0
         self.failure: str | None = None
         self._process: ReplicaProcess | None = None
@@ -114,7 +121,7 @@ class Replica:
                 self._settled.set()
                 self.on_change(self, ReplicaEvent.READY)
                 ready_at = time.monotonic()
-                code = await process.wait()
+                code = await self._watch(process, client)
                 self.ready = False
                 client.close()
                 if self._stopping.is_set():
@@ -145,6 +152,34 @@ class Replica:
                 await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, self.backoff_max)
         self.on_change(self, ReplicaEvent.STOPPED)
+
+    async def _watch(self, process: ReplicaProcess, client: ReplicaClient) -> int:
+        """Wait for the process to end; kill it if, while no request is in flight, it stops
+        answering /ready twice in a row (a predict that never returns, for a request that timed out)."""
+        exited = asyncio.ensure_future(process.wait())
+        misses = 0
+        while True:
+            await asyncio.wait({exited}, timeout=self.liveness_interval)
+            if exited.done() or self._stopping.is_set():
+                return await exited
+            if self.inflight:
+                misses = 0
+                continue
+            started = self.started
+            try:
+                async with asyncio.timeout(self.liveness_timeout):
+                    status, _ = await client.get_json("/ready")
+                alive = status == 200
+            except (TimeoutError, ReplicaUnreachable):
+                alive = False
+            if alive or self.started != started:  # answered, or busy with new requests meanwhile
+                misses = 0
+                continue
+            misses += 1
+            if misses >= 2:
+                log.warning("replica %s stopped answering while idle; restarting it", self.name)
+                await process.stop(1.0)
+                return await exited
 
     async def _await_ready(self, process: ReplicaProcess, client: ReplicaClient) -> int | None:
         """None once /ready answers 200; the exit code if the process ended first (-1: timed out)."""

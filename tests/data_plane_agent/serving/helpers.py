@@ -68,7 +68,9 @@ def apply_spec(deployment_id: str, variations: list[VariationSpec], **extra: Any
     return base  # type: ignore[return-value]
 
 
-def toy_engine(home: Path, store: ObjectStore, outbox: Outbox | None) -> tuple[ServingEngine, list[PredictionRecord]]:
+def toy_engine(
+    home: Path, store: ObjectStore, outbox: Outbox | None, **replica_options: float
+) -> tuple[ServingEngine, list[PredictionRecord]]:
     """An engine whose local replicas run on this Python (the toy model needs only pandas);
     its recorder appends to the returned list."""
     runtime = LocalRuntime(
@@ -80,7 +82,11 @@ def toy_engine(home: Path, store: ObjectStore, outbox: Outbox | None) -> tuple[S
         python=Path(sys.executable),
     )
     engine = ServingEngine(
-        home=home, runtimes={"local": runtime}, store=store, outbox=outbox, replica_options={"backoff_initial": 0.2}
+        home=home,
+        runtimes={"local": runtime},
+        store=store,
+        outbox=outbox,
+        replica_options={"backoff_initial": 0.2, **replica_options},
     )
     records: list[PredictionRecord] = []
     engine.recorder = records.append

@@ -107,6 +107,26 @@ async def test_a_slow_prediction_times_out_and_the_next_one_succeeds(tmp_path: P
         await engine.shutdown(5)
 
 
+async def test_a_replica_stuck_in_a_predict_is_restarted_once_its_request_timed_out(
+    tmp_path: Path, store: LocalObjectStore, outbox: Outbox
+) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_a")
+    engine, _ = toy_engine(tmp_path / "home", store, outbox, liveness_interval=0.3, liveness_timeout=0.5)
+    await engine.start()
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+        with pytest.raises(PredictionTimeout):
+            await engine.predict("toy", pa.table({"x": [-2.0]}), request_id="hangs", timeout_s=0.5)
+        replica = engine._deployments["dep_1"].replicas[0]
+        await until(lambda: replica.restarts == 1 and replica.ready, what="the stuck replica replaced")
+        outcome = await engine.predict("toy", pa.table({"x": [1.0]}), request_id="after")
+        assert outcome.outputs.column("y").to_pylist() == [2.0]
+        assert any(r["restarts"] == 1 for r in statuses(outbox, "dep_1")[-1]["replicas"])
+    finally:
+        await engine.shutdown(5)
+
+
 async def test_an_artifact_missing_from_the_store_fails_the_deployment_until_it_is_there(
     tmp_path: Path, store: LocalObjectStore, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,7 +1,7 @@
 """A toy model saved in the artifact format, for replica and engine tests that need no real build.
 
 `ToyModel.predict` doubles `x`; it sleeps `delay` seconds (a build param) per call, so requests
-pile up behind it, and raises when a row has `x == -1`, so one bad request can be sent in a batch.
+pile up behind it, raises when a row has `x == -1`, so one bad request can be sent in a batch, and hangs on `x == -2`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class ToyModel(mallard.Model):
         delay = float(self.params.get("delay", "0"))
         if delay:
             time.sleep(delay)
+        if (df["x"] == -2).any():
+            time.sleep(3600)  # a predict that never returns
         if (df["x"] == -1).any():
             raise ValueError("x = -1 is not allowed")
         return pd.DataFrame({"y": df["x"] * self.factor})
