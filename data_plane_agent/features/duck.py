@@ -10,13 +10,16 @@ import duckdb
 from mallard.features.validate import connect
 
 
-def open_duckdb(spill_dir: Path, *, memory_limit: str = "2GB", threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection that spills to `spill_dir` instead of exceeding `memory_limit` (bounded memory)."""
+def open_duckdb(
+    spill_dir: Path, *, memory_limit: str = "2GB", threads: int | None = None, keep_order: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A connection that spills to `spill_dir` instead of exceeding `memory_limit` (bounded memory).
+    `keep_order`: scans keep file order (needed to number CSV entity rows as they appear)."""
     spill_dir.mkdir(parents=True, exist_ok=True)
     con = connect()
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET temp_directory = '{spill_dir.as_posix()}'")
-    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con

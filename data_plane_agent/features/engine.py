@@ -194,7 +194,7 @@ class FeatureEngine:
         """Point-in-time join of entity rows (Parquet/CSV path or Arrow table) with `refs`, written to `out_path`."""
         requests = self._requests(refs, project)
         run_dir = self.home / "work" / f"pit-{uuid.uuid4().hex}"
-        con = open_duckdb(run_dir, memory_limit=self.memory_limit, threads=self.threads)
+        con = open_duckdb(run_dir, memory_limit=self.memory_limit, threads=self.threads, keep_order=True)
         try:
             rows = PointInTimeJoin(con, memory_rows=self.pit_memory_rows, threads=self.threads).run(
                 entities, requests, out_path, timestamp_column=timestamp_column, full_feature_names=full_feature_names
