@@ -4,7 +4,7 @@ servers' core. Two measurements, one JSON object on stdout:
     python -m bench.serving_bench.direct --model-dir DIR --cpu 0 --seconds 3 [--parquet F --batch-rows N]
 
 - `calls`: for 1-row and 100-row DataFrames (the benchmark's payload rows), `predict` calls per
-  second and the p50 of one call, back to back for `--seconds` each.
+  second (wall clock and per CPU-second) and the p50 of one call, back to back for `--seconds` each.
 - `batch` (with `--parquet`): raw `model.predict` over every row of the file in chunks of
   `--batch-rows`, the chunks already in memory as DataFrames: rows per second of predict alone
   (the floor a batch job's throughput is compared with; reading and writing Parquet excluded).
@@ -30,14 +30,17 @@ def time_calls(model: Any, frame: pd.DataFrame, seconds: float) -> dict[str, flo
     model.predict(frame)  # warm
     durations: list[float] = []
     deadline = time.perf_counter() + seconds
+    cpu_before = time.thread_time()
     while time.perf_counter() < deadline:
         began = time.perf_counter()
         model.predict(frame)
         durations.append(time.perf_counter() - began)
+    cpu = time.thread_time() - cpu_before
     return {
         "calls": len(durations),
         "calls_per_s": len(durations) / sum(durations),
         "p50_ms": statistics.median(durations) * 1000,
+        "calls_per_cpu_s": len(durations) / cpu if cpu > 0 else 0.0,  # steady when other work shares the core
     }
 
 

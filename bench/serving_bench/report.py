@@ -141,7 +141,8 @@ def render(data: dict[str, Any]) -> str:
     if direct:
         lines.append("direct in-process model.predict (no server, one core):")
         for n, d in direct.items():
-            lines.append(f"  {n:>3} rows: {d['calls_per_s']:8.0f} calls/s, p50 {d['p50_ms']:.2f} ms")
+            per_cpu = f", {d['calls_per_cpu_s']:.0f} per CPU-second" if d.get("calls_per_cpu_s") else ""
+            lines.append(f"  {n:>3} rows: {d['calls_per_s']:8.0f} calls/s{per_cpu}, p50 {d['p50_ms']:.2f} ms")
         lines.append("")
     order = (FASTAPI, MLFLOW, OURS_REST, OURS_REST_NOLOG, OURS_GRPC, OURS_GRPC_NOLOG, REPLICA)
     targets = [t for t in order if t in cells]
@@ -180,12 +181,12 @@ def render(data: dict[str, Any]) -> str:
         lines.append(line)
     notes = list(data.get("notes") or [])
     for r in setup["rows"]:
-        k, calls = key(r, 1), direct.get(str(r), {}).get("calls_per_s")
-        mlflow = _rps(cells, MLFLOW, k)
+        k, calls = key(r, 1), direct.get(str(r), {}).get("calls_per_cpu_s")
+        mlflow = _capacity(cells, MLFLOW, k)
         if calls and mlflow:
             notes.append(
-                f"ceiling at {k}: a server that did nothing but model.predict would reach {calls / mlflow:.1f}x "
-                "MLflow (concurrency 1 cannot batch)"
+                f"ceiling at {k}: a server doing nothing but model.predict ({calls:.0f} calls per CPU-second) "
+                f"would reach {calls / mlflow:.1f}x MLflow per server CPU-second (concurrency 1 cannot batch)"
             )
     if notes:
         lines += ["", "notes:", *(f"  - {n}" for n in notes)]
