@@ -53,6 +53,7 @@ class Deployment:
         self.final_state: DeploymentState | None = None  # a batch job's outcome, or STOPPED
         self.silent = False  # while winding down: the final state is reported once, at the end
         self.problems: dict[str, str] = {}  # variation -> why its target cannot run
+        self.crashes: dict[str, str] = {}  # replica -> its last crash, until it is ready again
         self.wake = asyncio.Event()
         self.reconciling = False
         self.live: list[Route] = []
@@ -113,6 +114,12 @@ class Deployment:
             replica.routable = False
         if event == ReplicaEvent.DOWN:
             log.warning("replica %s of deployment %s went down; restarting it", replica.name, self.id)
+            self.crashes[replica.name] = (
+                f"a replica of build {replica.build_id} exited (code {replica.last_exit_code}) and is being "
+                f"restarted (restarts: {replica.restarts})"
+            )
+        elif event != ReplicaEvent.FAILED:
+            self.crashes.pop(replica.name, None)
         self.rebuild_routes()
         self.refresh_state()
 
@@ -246,6 +253,7 @@ class Deployment:
         await replica.stop()
         if replica in self.replicas:
             self.replicas.remove(replica)
+        self.crashes.pop(replica.name, None)
         self.refresh_state()
 
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
@@ -283,8 +291,8 @@ class Deployment:
             elif self.reconciling and not self.problems:
                 state = DeploymentState.ROLLING if serving else DeploymentState.PENDING
             else:
-                state = DeploymentState.DEGRADED if serving else DeploymentState.PENDING
-            message = "; ".join(self.problems.values())[:500]
+                state = DeploymentState.DEGRADED if serving or self.crashes else DeploymentState.PENDING
+            message = "; ".join([*self.problems.values(), *self.crashes.values()])[:500]
         self.state, self.message = state, message or ""
         if not self.silent:
             self.report(self)

@@ -73,6 +73,7 @@ class Replica:
         self.started = 0  # requests sent, ever (tells an idle replica from a busy one)
         self.restarts = 0
         self.failure: str | None = None
+        self.last_exit_code: int | None = None
         self._process: ReplicaProcess | None = None
         self._stopping = asyncio.Event()
         self._settled = asyncio.Event()  # ready once, or failed
@@ -122,6 +123,7 @@ class Replica:
                 self.on_change(self, ReplicaEvent.READY)
                 ready_at = time.monotonic()
                 code = await self._watch(process, client)
+                self.last_exit_code = code
                 self.ready = False
                 client.close()
                 if self._stopping.is_set():
@@ -147,6 +149,7 @@ class Replica:
                     self.on_change(self, ReplicaEvent.FAILED)
                     return
                 self.restarts += 1
+                self.last_exit_code = code
                 self.on_change(self, ReplicaEvent.DOWN)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), backoff)

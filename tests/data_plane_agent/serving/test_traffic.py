@@ -164,7 +164,8 @@ async def test_a_replica_killed_under_load_is_restarted_and_only_in_flight_reque
         # the others on the surviving replica.
         assert len(load.failures) <= CONCURRENCY, load.failures
         reported = statuses(outbox, "dep_1")
-        assert any(p["state"] == "DEGRADED" for p in reported)
+        degraded = [p for p in reported if p["state"] == "DEGRADED"]
+        assert degraded and "exited (code -9) and is being restarted" in degraded[0]["message"]
         assert any(r["restarts"] == 1 for r in reported[-1]["replicas"])
         assert reported[-1]["state"] == "RUNNING"
     finally:
