@@ -121,6 +121,31 @@ def test_build_deploy_predict_query_and_serve_through_an_outage(stack: Stack, ru
     for secret in (str(MARKER_SPEND), "e2e-grpc", "e2e-rest", "churn_probability"):
         assert secret not in wire, f"{secret!r} crossed the agent link"
 
+    # Variations through the CLI: 80/20 between default and a canary, plus a shadow that is
+    # logged but never answers.
+    stack.mallard(*deploy, "--variation", "canary", "--weight", "20", "--wait")
+    stack.mallard(*deploy, "--variation", "mirror", "--shadow", "--wait")
+    split = json.loads(stack.mallard(*deploy, "--weight", "80", "--wait", "--json").stdout)
+    assert {v["name"]: (v["weight"], v["shadow"]) for v in split["variations"]} == {
+        "default": (80, False),
+        "canary": (20, False),
+        "mirror": (0, True),
+    }
+    served: dict[str, int] = {}
+    n = 400
+    for i in range(n):
+        answer = httpx.post(url, headers={**headers, "X-Request-Id": f"split-{i}"}, json={"records": [row]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        served[answer.headers["x-mallard-variation"]] = served.get(answer.headers["x-mallard-variation"], 0) + 1
+    assert set(served) == {"default", "canary"}
+    assert 40 <= served["canary"] <= 120, served  # Binomial(400, 0.2): mean 80, sd 8
+    mirrored = "SELECT count(*) FROM predictions WHERE variation = 'mirror' AND shadow AND request_id LIKE 'split-%'"
+    wait_for(
+        lambda: json.loads(stack.mallard("lake", "query", mirrored, "--json").stdout)["rows"] == [[n]],
+        timeout=60,
+        what="every request mirrored to the shadow and logged",
+    )
+
     undeployed = json.loads(stack.mallard("models", "undeploy", "churn", "--json").stdout)
     assert [d["desired"] for d in undeployed] == ["stopped"]
     wait_for(
