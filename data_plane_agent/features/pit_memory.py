@@ -10,6 +10,7 @@ composite or string keys, or a key/time range too wide for int64 go through Duck
 from __future__ import annotations
 
 import numpy as np
+import pandas  # noqa: F401  (pyarrow imports it on its first numpy conversion: pay once at agent start, not per request)
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
