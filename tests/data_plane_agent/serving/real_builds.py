@@ -67,4 +67,5 @@ def build_scaffold(root: Path, builder: Builder, build_id: str) -> Built:
     finally:
         manager.shutdown(timeout=10)
         outbox.close()
+    assert isinstance(finished, dict)
     return Built(root, store, build_id, finished["artifact_digest"], finished.get("image"))
