@@ -175,6 +175,13 @@ async def test_rest_bad_input_is_a_clear_4xx_and_the_server_stays_healthy(gatewa
             error = response.json()["error"]
             assert error["field"] == field, f"{what}: {error}"
             assert field in error["message"] or field in ("body", "records"), f"{what}: {error}"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the size is counted as it arrives
+            for _ in range(40):
+                yield b" " * 8192
+
+        streamed = await client.post(url, headers=json_header, content=chunks())
+        assert streamed.status_code == 422 and streamed.json()["error"]["field"] == "body"
         unknown = await client.post(f"{gw.url}/v1/models/nope/predict", headers=gw.headers, json={"records": [{}]})
         assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "model"
         anonymous = await client.post(url, json={"records": [{"x": 1}]})
