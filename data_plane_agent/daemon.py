@@ -15,6 +15,7 @@ from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds.wiring import build_manager_from_settings, store_from_settings
 from data_plane_agent.commands.features import attach_feature_service
 from data_plane_agent.commands.handlers import attach_build_manager, attach_serving_engine, enable_capability
+from data_plane_agent.features.enrich import enrich_table
 from data_plane_agent.features.wiring import close_feature_service, feature_service_from_settings
 from data_plane_agent.grpc_features import OnlineFeaturesServicer
 from data_plane_agent.grpc_predict import PredictionServicer
@@ -116,6 +117,7 @@ class Agent:
         await asyncio.to_thread(features.start)
         attach_feature_service(self.home.root, features)
         enable_capability("features")
+        engine.enricher = lambda schema, table: enrich_table(table, schema, features)
         limits = InputLimits(max_rows=self.settings.predict_max_rows, max_bytes=self.settings.predict_max_bytes)
         app = create_app(
             self.home,

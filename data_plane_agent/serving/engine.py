@@ -64,6 +64,8 @@ class ServingEngine:
     """
 
     recorder: Callable[[PredictionRecord], None] | None
+    enricher: Callable[[ModelSchema, pa.Table], pa.Table] | None
+    """Adds feature-store columns for a schema that declares `features` (the daemon sets it)."""
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class ServingEngine:
         self.default_timeout_s = default_timeout_s
         self.replica_options = replica_options
         self.recorder = None
+        self.enricher = None
         self._state: DesiredState | None = None
         self._deployments: dict[str, Deployment] = {}
         self._by_model: dict[str, Deployment] = {}  # realtime deployments, the predict path's index
@@ -240,6 +243,8 @@ class ServingEngine:
             self._record(deployment, None, "", request_id, arrived_ms, 0.0, table, None, error)
             raise error
         timeout = timeout_s if timeout_s is not None else self._timeout(deployment)
+        if deployment.schema is not None and deployment.schema.features:
+            table = await self._enrich(deployment.schema, table)
         body = encode_table(table)
         for shadow in deployment.shadows:
             task = asyncio.create_task(self._shadow(deployment, shadow, body, table, request_id, arrived_ms, timeout))
@@ -254,6 +259,11 @@ class ServingEngine:
         latency = (time.perf_counter() - started) * 1000
         self._record(deployment, route, build_id, request_id, arrived_ms, latency, table, outputs, None)
         return PredictionOutcome(outputs, deployment.id, route.name, build_id, latency)
+
+    async def _enrich(self, schema: ModelSchema, table: pa.Table) -> pa.Table:
+        if self.enricher is None:
+            raise Unavailable("this model reads feature-store inputs, but this agent runs no feature store")
+        return await asyncio.to_thread(self.enricher, schema, table)
 
     async def _shadow(
         self,

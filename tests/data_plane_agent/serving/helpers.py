@@ -22,11 +22,19 @@ from shared.serving import STATUS_EVENT, ApplySpec, VariationSpec
 from tests.mallard.serving.toy import save_toy_model
 
 
-def toy_artifact(store: ObjectStore, root: Path, build_id: str, *, delay: float = 0.0, broken: bool = False) -> str:
+def toy_artifact(
+    store: ObjectStore,
+    root: Path,
+    build_id: str,
+    *,
+    delay: float = 0.0,
+    broken: bool = False,
+    source: str | None = None,
+) -> str:
     """Save the toy model, package it as build `build_id`'s artifact in `store`; its digest.
     `broken`: the saved state is corrupted, so the model does not load."""
     work = root / f"toy-{build_id}"
-    model_dir = save_toy_model(work, delay=delay)
+    model_dir = save_toy_model(work, delay=delay, **({"source": source} if source else {}))
     if broken:
         (model_dir / "attributes" / "factor.json").write_text("3.0")  # no longer matches its sha256
     target = work / "artifact.tar.gz"

@@ -37,12 +37,14 @@ class ToyModel(mallard.Model):
 """
 
 
-def save_toy_model(root: Path, *, delay: float = 0.0, module: str = "toy_serving_model") -> Path:
+def save_toy_model(
+    root: Path, *, delay: float = 0.0, module: str = "toy_serving_model", source: str = TOY_MODEL
+) -> Path:
     """Write a project with the toy model under `root`, train and save it; returns the model directory."""
     project = root / "project"
     (project / "main").mkdir(parents=True, exist_ok=True)
     (project / "mallard.yaml").write_text(f"model:\n  name: toy\n  class: {module}:ToyModel\n")
-    (project / "main" / f"{module}.py").write_text(TOY_MODEL)
+    (project / "main" / f"{module}.py").write_text(source)
     target = root / "model"
     script = (
         "import sys; sys.path.insert(0, sys.argv[1] + '/main')\n"
