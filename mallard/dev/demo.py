@@ -12,6 +12,7 @@ import time
 
 from rich.console import Console
 
+from mallard.dev.demo_features import write_entities, write_feature_repo
 from mallard.dev.stack import DevStack, default_home
 
 console = Console()
@@ -92,6 +93,23 @@ def main() -> int:
         "SELECT timestamp, request_id, variation, status, round(latency_ms, 2) AS latency_ms "
         "FROM predictions WHERE model = 'churn' ORDER BY timestamp DESC LIMIT 5",
     )
+
+    console.rule("Features: one definition for training and serving")
+    repo = write_feature_repo(stack.home / "demo-features")
+    mallard("features", "apply", str(repo), "--project", "demo")
+    mallard("features", "materialize", "driver_stats", timeout=600)
+    mallard("features", "get-online", "driver_stats", "--key", "driver_id=1", "--key", "driver_id=2")
+    entities = write_entities(stack.home / "demo-entities.parquet")
+    training = stack.home / "demo-training-set.parquet"
+    mallard(
+        "features", "get-historical", "--entities", str(entities),
+        "--features", "driver_stats:trips_today,driver_stats:rating", "--out", str(training),
+    )  # fmt: skip
+    import pyarrow.parquet as pq
+
+    console.print("point in time: each row sees only values known at its timestamp and within the TTL")
+    console.print(pq.read_table(training).to_pandas().to_string(index=False), highlight=False)
+    mallard("features", "list")
 
     console.rule("Where to look")
     console.print(f"API + OpenAPI:   {info['api_url']}/docs", highlight=False)
