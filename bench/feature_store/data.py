@@ -149,4 +149,7 @@ def generate(spec: Spec, cache: Path) -> Dataset:
             staging.rename(root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for stale in cache.resolve().glob(f"{spec.key.rsplit('-', 1)[0]}-2*"):  # the same data for earlier dates
+        if stale != root:
+            shutil.rmtree(stale, ignore_errors=True)
     return Dataset(spec, root)
