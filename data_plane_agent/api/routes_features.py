@@ -8,13 +8,12 @@ import asyncio
 import contextlib
 import uuid
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from data_plane_agent.api.online_features import online_endpoint
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.features.engine import parse_ref
 from data_plane_agent.features.service import FeatureService
@@ -22,21 +21,8 @@ from data_plane_agent.storage import URI_SCHEME, ObjectStore
 from shared.errors import InvalidInput, NotFound
 from shared.jwt_tokens import DataPlaneClaims
 
-MAX_ONLINE_KEYS = 10_000
 MAX_ENTITY_BYTES = 4 * 1024**3
 CHUNK = 1 << 20
-
-
-class OnlineRequest(BaseModel):
-    """`POST /v1/features/online`: current values of `features` (default: all) for every key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    feature_set: str = Field(max_length=63)
-    keys: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_ONLINE_KEYS)
-    features: list[str] | None = Field(default=None, max_length=1000)
-    version: int | None = Field(default=None, ge=1)
-    project: str | None = Field(default=None, max_length=63, description="Needed when the name is in several.")
 
 
 def features_router(*, service: FeatureService, store: ObjectStore | None, verifier: TokenVerifier) -> APIRouter:
@@ -48,17 +34,9 @@ def features_router(*, service: FeatureService, store: ObjectStore | None, verif
     def claims(request: Request) -> DataPlaneClaims:
         return verifier.verify_header(request.headers.get("authorization"))
 
-    @router.post("/online")
-    def get_online(body: OnlineRequest, c: DataPlaneClaims = Depends(claims)) -> JSONResponse:
-        """One round trip to the online store; values older than the TTL come back null."""
-        project = service.project_of(body.feature_set, body.project)
-        rows = service.get_online(body.feature_set, body.keys, body.features, body.version, project=project)
-        fs = engine.definition(body.feature_set, body.version, project=project)
-        for row in rows:
-            stamp = row.get("event_timestamp")
-            if stamp is not None and hasattr(stamp, "isoformat"):
-                row["event_timestamp"] = stamp.isoformat()
-        return JSONResponse({"feature_set": fs.name, "version": fs.version, "project": project, "rows": rows})
+    # A plain Starlette route (no dependency injection, body model or thread hop): the online read is
+    # the hot path. See `online_endpoint`.
+    router.add_route("/v1/features/online", online_endpoint(service, verifier), methods=["POST"])
 
     @router.post("/historical")
     async def get_historical(

@@ -15,7 +15,7 @@ import pyarrow as pa
 from data_plane_agent.features.duck import open_duckdb
 from data_plane_agent.features.materialize import MaterializationResult, Materializer, ProgressFn, online_table
 from data_plane_agent.features.offline import OfflineStore
-from data_plane_agent.features.online import OnlineStore, entity_key
+from data_plane_agent.features.online import OnlineStore, OnlineTable, entity_key
 from data_plane_agent.features.pit import MEMORY_ROWS, FeatureRequest, PointInTimeJoin
 from data_plane_agent.features.registry import FeatureRegistry
 from data_plane_agent.storage import ObjectStore
@@ -102,6 +102,7 @@ class FeatureEngine:
         self.threads = threads
         self.registry = FeatureRegistry(self.home / "registry.sqlite")
         self.offline = OfflineStore(store, tenant_id, self.home / "cache")
+        self._online_cache: dict[tuple[str, str, int], tuple[Any, tuple[OnlineTable, list[str], dict[str, str]]]] = {}
         self.materializer = Materializer(
             self.offline, online, self.registry, self.home / "work", memory_limit=memory_limit, threads=threads
         )
@@ -244,11 +245,11 @@ class FeatureEngine:
         """Current values for many entity keys in one round trip: one dict per key, in order, with the
         key columns, the features (None when unknown or older than the TTL) and `event_timestamp`."""
         fs = self.registry.get(project, name, version)
-        wanted = list(features) if features else list(fs.feature_types)
+        table, key_columns, types = self._online_meta(project, fs)
+        wanted = list(features) if features else list(types)
         for feature in wanted:
-            if feature not in fs.feature_types:
+            if feature not in types:
                 raise InvalidInput(f"feature set {name!r} v{fs.version} has no feature {feature!r}", field="features")
-        table = online_table(self.tenant_id, project, fs)
         strings = []
         for i, key in enumerate(keys):
             try:
@@ -258,12 +259,24 @@ class FeatureEngine:
             except (TypeError, ValueError) as exc:
                 raise InvalidInput(f"key {i}: {exc}", field="keys") from exc
         values = self.online.read(table, strings, wanted, now=now)
+        empty = dict.fromkeys([*wanted, "event_timestamp"])
         out = []
         for key, found in zip(keys, values, strict=True):
-            row = {k: key[k] for k in fs.entity.keys}
-            row.update(found if found is not None else dict.fromkeys([*wanted, "event_timestamp"]))
+            row = {k: key[k] for k in key_columns}
+            row.update(found if found is not None else empty)
             out.append(row)
         return out
+
+    def _online_meta(self, project: str, fs: AnyFeatureSet) -> tuple[OnlineTable, list[str], dict[str, str]]:
+        """The online table, key columns and feature types of a definition, computed once per parsed
+        definition (the registry hands out the same object until a definition changes)."""
+        cache_key = (project, fs.name, fs.version)
+        cached = self._online_cache.get(cache_key)
+        if cached is not None and cached[0] is fs:
+            return cached[1]
+        meta = (online_table(self.tenant_id, project, fs), list(fs.entity.keys), dict(fs.feature_types))
+        self._online_cache[cache_key] = (fs, meta)
+        return meta
 
     def freshness(self, name: str, version: int | None = None, *, project: str) -> Freshness:
         """Last materialized time, watermark, offline row count and online key count (metadata only)."""

@@ -77,6 +77,15 @@ def expired(table: OnlineTable, event_ts: int | None, now: datetime | None) -> b
     return event_ts < reference - int(table.ttl.total_seconds() * 1_000_000)
 
 
+def expiry_cutoff(table: OnlineTable, now: datetime | None) -> int:
+    """The oldest event time (epoch µs) still within the TTL at `now`: `expired(t, ts, now)` is
+    `ts is None or ts < expiry_cutoff(t, now)`, computed once for many values."""
+    if table.ttl is None:
+        return -(2**63)
+    reference = int(now.timestamp() * 1_000_000) if now is not None else now_us()
+    return reference - int(table.ttl.total_seconds() * 1_000_000)
+
+
 def decode(type_name: str, raw: Any) -> Any:
     """A stored value back to its Python type (timestamps are stored as epoch microseconds)."""
     if raw is None:

@@ -13,10 +13,24 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_plane_agent.features.online.base import OnlineStore, OnlineTable, decode, expired
+from data_plane_agent.features.online.base import OnlineStore, OnlineTable, decode, expiry_cutoff
 
 _SQL_TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT", "bool": "INTEGER", "timestamp": "INTEGER"}
 _BATCH = 20_000
+
+
+def _timestamp(raw: Any) -> Any:
+    return decode("timestamp", raw)
+
+
+# Stored value -> Python value per feature type (`decode`, specialised; None is handled by the caller).
+_CONVERTERS: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "bool": lambda raw: raw in (1, True, b"1", "1"),
+    "timestamp": _timestamp,
+    "str": lambda raw: raw.decode() if isinstance(raw, bytes) else str(raw),
+}
 
 
 def _q(name: str) -> str:
@@ -39,6 +53,7 @@ class SqliteOnlineStore(OnlineStore):
             "(namespace TEXT PRIMARY KEY, table_name TEXT, columns TEXT)"
         )
         self._tables: dict[str, tuple[str, set[str]]] = {}
+        self._read_sql: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}  # (table, features) -> SELECTs
 
     def _table(self, table: OnlineTable, create: bool) -> str | None:
         known = self._tables.get(table.namespace)
@@ -97,26 +112,34 @@ class SqliteOnlineStore(OnlineStore):
     def read(
         self, table: OnlineTable, keys: Sequence[str], features: Sequence[str], *, now: datetime | None = None
     ) -> list[dict[str, Any] | None]:
+        wanted = tuple(features)
         with self._lock:
             name = self._table(table, create=False)
             if name is None:
                 return [None] * len(keys)
-            selected = ", ".join(_q(f) for f in features)
-            found = self._db.execute(
-                f"SELECT entity_key, event_ts{', ' if features else ''}{selected} FROM {name} "
-                "WHERE entity_key IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(keys)),),
-            ).fetchall()
+            statements = self._read_sql.get((name, wanted))
+            if statements is None:
+                select = f"SELECT entity_key, event_ts{''.join(', ' + _q(f) for f in wanted)} FROM {name} WHERE "
+                # One key (the common single-entity lookup): no JSON array to build and parse.
+                statements = (select + "entity_key = ?", select + "entity_key IN (SELECT value FROM json_each(?))")
+                if len(self._read_sql) > 1024:
+                    self._read_sql.clear()
+                self._read_sql[(name, wanted)] = statements
+            if len(keys) == 1:
+                found = self._db.execute(statements[0], (keys[0],)).fetchall()
+            else:
+                found = self._db.execute(statements[1], (json.dumps(list(keys)),)).fetchall()
         by_key = {row[0]: row for row in found}
-        types = [table.features[f] for f in features]
+        converters = [_CONVERTERS[table.features[f]] for f in wanted]
+        cutoff = expiry_cutoff(table, now)
         out: list[dict[str, Any] | None] = []
         for key in keys:
             row = by_key.get(key)
-            if row is None or expired(table, row[1], now):
+            if row is None or row[1] is None or row[1] < cutoff:
                 out.append(None)
                 continue
-            values = {f: decode(t, v) for f, t, v in zip(features, types, row[2:], strict=True)}
-            values["event_timestamp"] = decode("timestamp", row[1])
+            values = {f: None if v is None else c(v) for f, c, v in zip(wanted, converters, row[2:], strict=True)}
+            values["event_timestamp"] = _timestamp(row[1])
             out.append(values)
         return out
 

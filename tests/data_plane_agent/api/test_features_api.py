@@ -4,6 +4,7 @@ real app over a real engine; what goes into the outbox is metadata only."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -188,6 +189,45 @@ def test_online_refuses_bad_requests_naming_the_field(plane: Plane) -> None:
     assert unauthenticated.status_code == 401
     other_tenant = plane.client.post("/v1/features/online", json=cases[0][0], headers=plane.headers("ten_other"))
     assert other_tenant.status_code == 403
+
+
+def test_online_reads_several_feature_sets_in_one_call(plane: Plane) -> None:
+    fs = materialized(plane)
+    copy = dataclasses.replace(fs, name="driver_copy")
+    plane.service.apply(plane.apply_spec(copy))
+    spec = {"job_id": "mat_2", "project": "rides", "name": "driver_copy", "version": 1, "start": None, "end": None}
+    plane.service.materialize(spec)
+    plane.service.wait("mat_2", timeout=60)
+    body = {"keys": [{"driver_id": 3}, {"driver_id": 99}], "features": ["driver_stats:rating", "driver_copy:*"]}
+    clash = plane.client.post("/v1/features/online", json=body, headers=plane.headers())
+    assert clash.status_code == 422 and clash.json()["error"]["field"] == "features", clash.text
+    response = plane.client.post(
+        "/v1/features/online", json={**body, "full_feature_names": True}, headers=plane.headers()
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["project"] == "rides"
+    assert answer["feature_sets"] == [{"name": "driver_stats", "version": 1}, {"name": "driver_copy", "version": 1}]
+    last = feature_repo.DAYS - 1
+    known, unknown = answer["rows"]
+    assert known["driver_id"] == 3
+    assert known["driver_stats__rating"] == known["driver_copy__rating"] == rating(3, last)
+    assert known["driver_copy__trips_today"] == trips(3, last)
+    assert "driver_stats__trips_today" not in known
+    assert set(known["event_timestamps"]) == {"driver_stats", "driver_copy"}
+    assert known["event_timestamps"]["driver_stats"] is not None
+    assert unknown["driver_id"] == 99 and unknown["driver_copy__rating"] is None
+    assert unknown["event_timestamps"] == {"driver_stats": None, "driver_copy": None}
+    bad = [
+        ({"keys": [{"driver_id": 1}], "features": ["rating"]}, "features"),  # not a set:feature reference
+        ({"keys": [{"driver_id": 1}], "features": ["nope:rating"]}, "feature_set"),
+        ({"keys": [{"driver_id": 1}]}, "feature_set"),
+        ({"keys": [{"driver_id": 1}], "features": ["driver_stats:rating"], "extra": 1}, "extra"),
+        ({"keys": "all", "features": ["driver_stats:rating"]}, "keys"),
+    ]
+    for request, field in bad:
+        refused = plane.client.post("/v1/features/online", json=request, headers=plane.headers())
+        assert refused.status_code in (404, 422) and refused.json()["error"]["field"] == field, refused.text
 
 
 def test_historical_is_point_in_time_correct_for_every_entity_row(plane: Plane, tmp_path: Path) -> None:
