@@ -268,6 +268,9 @@ class Materializer:
             f"SELECT unnest(arg_max(struct_pack({packed}), {order})) "
             f"FROM read_parquet({quote_list(files)}, hive_partitioning = false) WHERE {in_range}{known} GROUP BY {keys}"
         )
+        # In key order: the SQLite store's B-tree (keyed by entity_key) then fills page by page instead
+        # of at random pages, about half the write time for a fresh table.
+        latest = f"SELECT * FROM ({latest}) ORDER BY entity_key"
         reader = con.sql(latest).to_arrow_reader(ONLINE_BATCH)
         written = 0
         for batch in reader:
