@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from importlib.util import find_spec
 
 import uvicorn
 
@@ -142,6 +143,9 @@ class Agent:
             port=self.settings.data_plane_port,
             log_level="warning",
             lifespan="off",
+            # httptools parses HTTP in C (h11 is pure Python): ~0.1 ms less CPU per predict request.
+            http="httptools" if find_spec("httptools") else "h11",
+            access_log=False,
         )
         self._http = uvicorn.Server(config)
         # Signals belong to the agent (graceful shutdown of the link too), not to uvicorn.

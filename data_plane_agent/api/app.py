@@ -15,7 +15,7 @@ from data_plane_agent.api.routes_builds import builds_router
 from data_plane_agent.api.routes_contexts import contexts_router
 from data_plane_agent.api.routes_features import features_router
 from data_plane_agent.api.routes_lake import lake_router
-from data_plane_agent.api.routes_predict import predict_endpoint, serving_router
+from data_plane_agent.api.routes_predict import PREDICT_PATH, GatewayApp, predict_endpoint, serving_router
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.builds import BuildManager
 from data_plane_agent.features.service import FeatureService
@@ -41,7 +41,9 @@ def create_app(
     lake_query: LakeQuery | None = None,
     features: FeatureService | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json")
+    app = GatewayApp(
+        title="Mallard data plane", version=__version__, docs_url="/v1/docs", openapi_url="/v1/openapi.json"
+    )
     identity = home.identity()
 
     @app.exception_handler(MallardError)
@@ -97,7 +99,8 @@ def create_app(
     if engine is not None:
         verifier = TokenVerifier(home.jwt_public_key, tenant_id=identity.tenant_id)
         predict = predict_endpoint(engine, verifier, predict_limits or InputLimits())
-        app.add_route("/v1/models/{model}/predict", predict, methods=["POST"])
+        app.add_route(PREDICT_PATH, predict, methods=["POST"])
+        app.predict = predict  # served ahead of FastAPI's middleware stack (GatewayApp)
         app.include_router(serving_router(engine=engine, claims=claims))
     if lake_query is not None:
         app.include_router(lake_router(query=lake_query, claims=claims))
