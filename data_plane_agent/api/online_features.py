@@ -119,10 +119,8 @@ def _many_sets(service: FeatureService, body: dict[str, Any]) -> dict[str, Any]:
     stamps: list[dict[str, Any]] = [{} for _ in keys]
     sets: list[dict[str, Any]] = []
     taken: set[str] = set()
-    for (name, version), wanted in grouped.items():
-        fs = service.engine.definition(name, version, project=project)
-        features = list(fs.feature_types) if wanted is None else wanted
-        answer = service.get_online(name, keys, features, fs.version, project=project)
+    requested = [(name, version, wanted) for (name, version), wanted in grouped.items()]
+    for fs, features, answer in service.get_online_many(requested, keys, project=project):
         columns = list(fs.entity.keys)
         outputs = [f"{fs.name}__{f}" if full else f for f in features]
         for output in outputs:

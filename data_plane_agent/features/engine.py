@@ -245,26 +245,49 @@ class FeatureEngine:
         """Current values for many entity keys in one round trip: one dict per key, in order, with the
         key columns, the features (None when unknown or older than the TTL) and `event_timestamp`."""
         fs = self.registry.get(project, name, version)
-        table, key_columns, types = self._online_meta(project, fs)
-        wanted = list(features) if features else list(types)
-        for feature in wanted:
-            if feature not in types:
-                raise InvalidInput(f"feature set {name!r} v{fs.version} has no feature {feature!r}", field="features")
-        strings = []
-        for i, key in enumerate(keys):
-            try:
-                strings.append(entity_key(table, key))
-            except KeyError as exc:
-                raise InvalidInput(f"key {i} lacks the entity key column {exc.args[0]!r}", field="keys") from exc
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput(f"key {i}: {exc}", field="keys") from exc
-        values = self.online.read(table, strings, wanted, now=now)
-        empty = dict.fromkeys([*wanted, "event_timestamp"])
+        ((_, rows),) = self.get_online_many([(fs, features)], keys, project=project, now=now)
+        return rows
+
+    def get_online_many(
+        self,
+        sets: list[tuple[AnyFeatureSet, list[str] | None]],
+        keys: list[dict[str, Any]],
+        *,
+        project: str,
+        now: datetime | None = None,
+    ) -> list[tuple[list[str], list[dict[str, Any]]]]:
+        """`get_online` of several feature sets (definitions, features or None for all) for the same
+        keys, read from the online store together (one round trip where the store allows it).
+        Returns per set the features read and the rows (as `get_online`)."""
+        reads = []
+        for fs, features in sets:
+            table, _, types = self._online_meta(project, fs)
+            wanted = list(features) if features else list(types)
+            for feature in wanted:
+                if feature not in types:
+                    raise InvalidInput(
+                        f"feature set {fs.name!r} v{fs.version} has no feature {feature!r}", field="features"
+                    )
+            strings = []
+            for i, key in enumerate(keys):
+                try:
+                    strings.append(entity_key(table, key))
+                except KeyError as exc:
+                    raise InvalidInput(f"key {i} lacks the entity key column {exc.args[0]!r}", field="keys") from exc
+                except (TypeError, ValueError) as exc:
+                    raise InvalidInput(f"key {i}: {exc}", field="keys") from exc
+            reads.append((table, strings, wanted))
+        answers = self.online.read_many(reads, now=now)
         out = []
-        for key, found in zip(keys, values, strict=True):
-            row = {k: key[k] for k in key_columns}
-            row.update(found if found is not None else empty)
-            out.append(row)
+        for (fs, _), (_, _, wanted), values in zip(sets, reads, answers, strict=True):
+            key_columns = self._online_meta(project, fs)[1]
+            empty = dict.fromkeys([*wanted, "event_timestamp"])
+            rows = []
+            for key, found in zip(keys, values, strict=True):
+                row = {k: key[k] for k in key_columns}
+                row.update(found if found is not None else empty)
+                rows.append(row)
+            out.append((wanted, rows))
         return out
 
     def _online_meta(self, project: str, fs: AnyFeatureSet) -> tuple[OnlineTable, list[str], dict[str, str]]:

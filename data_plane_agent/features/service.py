@@ -24,7 +24,7 @@ from typing import Any
 from data_plane_agent.features.engine import FeatureEngine
 from data_plane_agent.features.schedule import Schedule
 from data_plane_agent.link.outbox import Outbox
-from mallard.features import FeatureSet, StreamFeatureSet
+from mallard.features import AnyFeatureSet, FeatureSet, StreamFeatureSet
 from shared import features as contract
 from shared.errors import InvalidInput, MallardError, NotFound
 
@@ -167,6 +167,26 @@ class FeatureService:
         return self.engine.get_online(
             fs.name, _typed_keys(fs.entity.keys, keys), features, fs.version, project=resolved
         )
+
+    def get_online_many(
+        self, sets: list[tuple[str, int | None, list[str] | None]], keys: list[dict[str, Any]], *, project: str
+    ) -> list[tuple[AnyFeatureSet, list[str], list[dict[str, Any]]]]:
+        """Online values of several feature sets of one project (name, version or None for the latest,
+        features or None for all) for the same keys, read together. Per set: its definition, the
+        features read and one row per key (as `get_online`)."""
+        definitions = [
+            (self.engine.definition(name, version, project=project), features) for name, version, features in sets
+        ]
+        # Keys are typed per entity key schema; sets sharing one are read from the store together.
+        groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        for i, (fs, _) in enumerate(definitions):
+            groups.setdefault(tuple(fs.entity.keys.items()), []).append(i)
+        results: dict[int, tuple[list[str], list[dict[str, Any]]]] = {}
+        for shape, members in groups.items():
+            typed = _typed_keys(dict(shape), keys)
+            answers = self.engine.get_online_many([definitions[i] for i in members], typed, project=project)
+            results.update(zip(members, answers, strict=True))
+        return [(fs, *results[i]) for i, (fs, _) in enumerate(definitions)]
 
     # ---- commands ---------------------------------------------------------------------------
 

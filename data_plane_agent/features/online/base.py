@@ -115,6 +115,13 @@ class OnlineStore(ABC):
         """Values of `features` for each key string, in order, in one round trip; None for an unknown or
         expired key. Each row also carries `event_timestamp` (a UTC datetime)."""
 
+    def read_many(
+        self, reads: Sequence[tuple[OnlineTable, Sequence[str], Sequence[str]]], *, now: datetime | None = None
+    ) -> list[list[dict[str, Any] | None]]:
+        """`read` of several tables (table, key strings, features) at once; stores that can answer them
+        in one round trip (one Redis pipeline) override this."""
+        return [self.read(table, keys, features, now=now) for table, keys, features in reads]
+
     @abstractmethod
     def count_keys(self, table: OnlineTable) -> int:
         """How many entity keys the table holds."""

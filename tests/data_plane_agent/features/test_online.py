@@ -126,7 +126,17 @@ def test_the_store_keeps_the_newer_row_and_namespaces_versions(online_store: Onl
     assert read[2] is None
     assert [(r or {}).get("x") for r in online_store.read(v2, ["1", "2"], ["x"])] == [42, None]
     assert online_store.read(other_tenant, ["1"], ["x"]) == [None]
+    # Several tables read together (one Redis pipeline) answer exactly as one read each.
+    reads = [(v1, ["1", "3"], ["x"]), (v2, [], ["x"]), (v2, ["1"], ["y"]), (other_tenant, ["1"], ["x"])]
+    assert online_store.read_many(reads) == [online_store.read(t, k, f) for t, k, f in reads]
+    assert online_store.read_many(reads)[2] == [{"y": "v2", "event_timestamp": read_v2_stamp(online_store, v2)}]
     assert online_store.count_keys(v1) == 2 and online_store.count_keys(v2) == 1
     online_store.drop(v2)
     assert online_store.read(v2, ["1"], ["x"]) == [None]
     assert online_store.count_keys(v1) == 2
+
+
+def read_v2_stamp(store: OnlineStore, table: OnlineTable) -> object:
+    (row,) = store.read(table, ["1"], ["x"])
+    assert row is not None
+    return row["event_timestamp"]
