@@ -14,9 +14,11 @@ import asyncio
 import bisect
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
+from data_plane_agent.serving.batching import RouteBatcher
 from data_plane_agent.serving.routing import Route
 from data_plane_agent.serving.runtimes import Prepared, PrepareFailed, ServingRuntime, Target
 from data_plane_agent.serving.supervisor import Replica, ReplicaEvent
@@ -59,6 +61,7 @@ class Deployment:
         self.live: list[Route] = []
         self._cumulative: list[int] = []
         self.shadows: list[Route] = []
+        self._batchers: dict[str, RouteBatcher] = {}  # variation -> its queue (engine-side micro-batching)
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -105,7 +108,18 @@ class Deployment:
                 live.append(route)
                 cumulative.append(total)
         self.live, self.shadows, self._cumulative = live, shadows, cumulative
+        for route in [*live, *shadows]:  # queued requests go to the replicas routable when they are sent
+            batcher = self._batchers.get(route.name)
+            if batcher is not None:
+                batcher.route = route
         self._refresh_schema()
+
+    def batcher(self, route: Route) -> RouteBatcher:
+        """The micro-batching queue of `route`'s variation (see batching.py)."""
+        batcher = self._batchers.get(route.name)
+        if batcher is None:
+            batcher = self._batchers[route.name] = RouteBatcher(route)
+        return batcher
 
     def on_replica(self, replica: Replica, event: ReplicaEvent) -> None:
         if event == ReplicaEvent.READY:
@@ -260,6 +274,9 @@ class Deployment:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        deadline = time.monotonic() + drain_seconds  # requests queued for a replica are in flight too
+        while any(not b.idle for b in self._batchers.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await asyncio.gather(*(self.retire(r, drain_seconds) for r in list(self.replicas)))
 
     # ---- status -----------------------------------------------------------------------------

@@ -6,6 +6,8 @@
   (see `deployment.py`: rolling updates, draining), reporting `deployment.status` events.
 - `predict(model, table, request_id=...)` picks a live variation by weight, mirrors the request
   to shadow variations in the background, and calls `recorder` once per live and shadow answer.
+  Requests to a variation whose replicas are busy are sent together when one is free
+  (`batching.py`), each still answered, timed out and recorded on its own.
   Batch and streaming deployments run their job (`data_plane_agent.jobs.run_job`) against
   their replicas (`job_runner.py`).
 """
@@ -27,7 +29,6 @@ import pyarrow as pa
 
 from data_plane_agent.lake.records import PredictionRecord
 from data_plane_agent.link.outbox import Outbox
-from data_plane_agent.serving.calls import call_route
 from data_plane_agent.serving.deployment import Deployment
 from data_plane_agent.serving.job_runner import JobRunner
 from data_plane_agent.serving.recording import record_prediction
@@ -36,7 +37,6 @@ from data_plane_agent.serving.runtimes import ServingRuntime
 from data_plane_agent.serving.state import DesiredState
 from data_plane_agent.storage import ObjectStore
 from mallard.schema import ModelSchema
-from mallard.serving.wire import encode_table
 from shared.errors import InvalidInput, MallardError, NotFound, Unavailable
 from shared.serving import STATUS_EVENT, ApplySpec, DeploymentKind, DeploymentState, StatusPayload, check_apply_spec
 
@@ -245,13 +245,12 @@ class ServingEngine:
         timeout = timeout_s if timeout_s is not None else self._timeout(deployment)
         if deployment.schema is not None and deployment.schema.features:
             table = await self._enrich(deployment.schema, table)
-        body = encode_table(table)
         for shadow in deployment.shadows:
-            task = asyncio.create_task(self._shadow(deployment, shadow, body, table, request_id, arrived_ms, timeout))
+            task = asyncio.create_task(self._shadow(deployment, shadow, table, request_id, arrived_ms, timeout))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         try:
-            outputs, build_id = await call_route(route, body, timeout)
+            outputs, build_id = await deployment.batcher(route).predict(table, timeout)
         except MallardError as exc:
             latency = (time.perf_counter() - started) * 1000
             self._record(deployment, route, "", request_id, arrived_ms, latency, table, None, exc)
@@ -269,7 +268,6 @@ class ServingEngine:
         self,
         deployment: Deployment,
         route: Route,
-        body: bytes,
         table: pa.Table,
         request_id: str,
         arrived_ms: int,
@@ -277,7 +275,7 @@ class ServingEngine:
     ) -> None:
         started = time.perf_counter()
         try:
-            outputs, build_id = await call_route(route, body, timeout)
+            outputs, build_id = await deployment.batcher(route).predict(table, timeout)
         except MallardError as exc:
             latency = (time.perf_counter() - started) * 1000
             self._record(deployment, route, "", request_id, arrived_ms, latency, table, None, exc)

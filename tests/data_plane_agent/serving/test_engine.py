@@ -152,7 +152,7 @@ async def test_an_artifact_missing_from_the_store_fails_the_deployment_until_it_
         await engine.shutdown(5)
 
 
-async def test_concurrent_requests_are_micro_batched_by_the_replica(tmp_path: Path, store: LocalObjectStore) -> None:
+async def test_concurrent_requests_are_micro_batched_by_the_engine(tmp_path: Path, store: LocalObjectStore) -> None:
     digest = toy_artifact(store, tmp_path, "bld_a", delay=0.02)
     engine, _ = toy_engine(tmp_path / "home", store, None)
     await engine.start()
@@ -169,7 +169,9 @@ async def test_concurrent_requests_are_micro_batched_by_the_replica(tmp_path: Pa
         replica = engine._deployments["dep_1"].replicas[0]
         assert replica.client is not None
         _, stats = await replica.client.get_json("/stats")
-        assert stats["requests"] == 64
+        assert stats["rows"] == 64
+        # the engine queued them while a call was in flight and sent them together
+        assert isinstance(stats["requests"], int) and stats["requests"] < 32, stats
         assert isinstance(stats["predict_calls"], int) and stats["predict_calls"] < 32, stats
     finally:
         await engine.shutdown(5)
