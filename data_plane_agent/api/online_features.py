@@ -90,8 +90,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
 def _one_set(service: FeatureService, body: dict[str, Any]) -> dict[str, Any]:
     name, wanted = body["feature_set"], body.get("features")
     project = service.project_of(name, body.get("project"))
-    fs = service.engine.definition(name, body.get("version"), project=project)
-    rows = service.get_online(name, body["keys"], wanted, fs.version, project=project)
+    ((fs, _, rows),) = service.get_online_many([(name, body.get("version"), wanted)], body["keys"], project=project)
     for row in rows:
         stamp = row.get("event_timestamp")
         if stamp is not None:
