@@ -15,11 +15,13 @@ the same messages as always.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from mallard.schema import Field, ModelSchema
@@ -72,6 +74,24 @@ ARROW_CHECKS: dict[str, Callable[[pa.DataType], bool]] = {
     "str": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t),
     "bool": pa.types.is_boolean,
 }
+
+
+# 19 digits in a row may be an integer beyond 64 bits, which orjson would turn into a float. Found
+# by mapping digits to "0" and everything else to " " (two C passes; a regex is 10x slower).
+DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+LONG_DIGITS = b"0" * 19
+
+
+def parse_json(body: bytes) -> Any:
+    """`json.loads(body)`, 3-4x faster for large bodies: orjson parses what it can parse exactly as
+    `json` does; `json` itself handles the rest (and raises its usual errors): NaN, Infinity,
+    lone surrogates, a BOM, integers beyond 64 bits (orjson would make them floats)."""
+    if LONG_DIGITS not in body.translate(DIGITS_AS_ZEROS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def _describe(value: object) -> str:
@@ -232,7 +252,7 @@ class InputSchema:
     def from_json_body(self, body: bytes) -> tuple[pa.Table, str]:
         """A JSON request body, `{"records": [...]}` or `{"columns": {...}}`. Returns (table, form)."""
         try:
-            data = json.loads(body)
+            data = parse_json(body)
         except ValueError as exc:
             raise InvalidInput(f"request body is not valid JSON ({exc})", field="body") from exc
         if not isinstance(data, dict) or len(data) != 1 or not ({"records", "columns"} & set(data)):
@@ -262,21 +282,23 @@ def write_arrow_stream(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _plain(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_float32(t) or pa.types.is_float64(t) or pa.types.is_boolean(t)
-
-
-def column_values(column: pa.ChunkedArray) -> list[Any]:
-    """A column as Python values. Numbers and booleans without nulls go through numpy's
-    `tolist` (one C loop, same values as `to_pylist`); anything else through `to_pylist`."""
-    if column.null_count == 0 and _plain(column.type):
-        values: list[Any] = column.to_numpy().tolist()
-        return values
-    return column.to_pylist()
-
-
 def outputs_json(table: pa.Table, form: str) -> Any:
     """Outputs in the form the request came in: a list of records, or columns."""
-    if form == "records":
-        return table.to_pylist()  # pyarrow builds the row dicts in C; faster than anything here
-    return {name: column_values(column) for name, column in zip(table.column_names, table.columns, strict=True)}
+    return table.to_pylist() if form == "records" else table.to_pydict()
+
+
+def _finite(column: pa.ChunkedArray) -> bool:
+    """No NaN or infinity in the column (a finite sum says so; a null or an overflowing sum says
+    "maybe not", which only costs the slower encoder)."""
+    return not pa.types.is_floating(column.type) or math.isfinite(column.to_numpy().sum())
+
+
+def answer_json(answer: dict[str, Any], outputs: pa.Table) -> bytes:
+    """`json.dumps(answer).encode()`, written by orjson (in C, 5-10x faster) whenever that is the same
+    JSON: not when an output is NaN or infinite (json writes NaN / Infinity, orjson null)."""
+    if all(_finite(column) for column in outputs.columns):
+        try:
+            return orjson.dumps(answer)
+        except (orjson.JSONEncodeError, TypeError):  # e.g. a lone surrogate in a string output
+            pass
+    return json.dumps(answer).encode()

@@ -11,7 +11,6 @@ itself (JSON, the same headers), so nothing in that stack has work to do for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -23,7 +22,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from data_plane_agent.api.inputs import InputLimits, InputSchema, outputs_json, read_arrow_stream, write_arrow_stream
+from data_plane_agent.api.inputs import (
+    InputLimits,
+    InputSchema,
+    answer_json,
+    outputs_json,
+    read_arrow_stream,
+    write_arrow_stream,
+)
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.serving import ServingEngine
 from mallard.schema import ModelSchema
@@ -144,7 +150,7 @@ def predict_endpoint(
             "latency_ms": round(outcome.latency_ms, 3),
             ("predictions" if form == "records" else "columns"): outputs_json(outcome.outputs, form),
         }
-        return Response(json.dumps(answer).encode(), media_type="application/json", headers=headers)
+        return Response(answer_json(answer, outcome.outputs), media_type="application/json", headers=headers)
 
     return predict
 
