@@ -6,7 +6,8 @@ finds more than one: each request the engine writes wakes the replica, which pre
 the agent forwards the next. So the engine holds requests back while a call is in flight (at
 most one per routable replica), then sends everything queued with the same schema (up to
 `max_rows`) as ONE concatenated table and splits the answer back by row counts. A request that
-finds a replica free is sent at once, by its own coroutine: no added wait at concurrency 1.
+finds a replica free waits only for the requests already read in the same event-loop iteration
+(one yield, no timer), then is sent by its own coroutine: no added wait at concurrency 1.
 
 Errors stay per request. When a batched call fails for the model (ModelFailed, InvalidInput),
 its requests are sent again one by one (concurrently; the replica batches those itself and, if
@@ -59,21 +60,39 @@ class RouteBatcher:
 
     async def predict(self, table: pa.Table, timeout: float) -> Answer:
         """The answer for `table`; raises what `call_route` raises (PredictionTimeout after `timeout`)."""
-        if not self._queue and self.calls < self._limit():
-            self.calls += 1  # a replica is free: send this request now, from this coroutine
-            try:
-                return await call_route(self.route, encode_table(table), timeout)
-            finally:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._queue or self.calls >= self._limit():
+            return await self._wait(self._enqueue(table, deadline, timeout))
+        self.calls += 1  # a replica is free: this request leads the next call
+        handed_over = False
+        try:
+            # Requests read in the same loop iteration (their handlers are ready to run) join this
+            # call; without this yield the write below would wake the replica for this one alone.
+            await asyncio.sleep(0)
+            if not self._queue:
+                return await call_route(self.route, encode_table(table), deadline - loop.time())
+            request = _Request(table, loop.create_future(), deadline, timeout)
+            self._queue.appendleft(request)
+            self._launch(self._take())  # the task takes over this call's slot
+            handed_over = True
+        finally:
+            if not handed_over:
                 self.calls -= 1
                 self._pump()
-        loop = asyncio.get_running_loop()
-        request = _Request(table, loop.create_future(), loop.time() + timeout, timeout)
+        return await self._wait(request)
+
+    def _enqueue(self, table: pa.Table, deadline: float, timeout: float) -> _Request:
+        request = _Request(table, asyncio.get_running_loop().create_future(), deadline, timeout)
         self._queue.append(request)
+        return request
+
+    async def _wait(self, request: _Request) -> Answer:
         try:
             async with asyncio.timeout_at(request.deadline):
                 return await request.future  # cancelling this cancels the future: the batch skips it
         except TimeoutError:
-            raise _timed_out(self.route.name, timeout) from None
+            raise _timed_out(self.route.name, request.timeout) from None
 
     def _limit(self) -> int:
         return max(1, len(self.route.replicas))
@@ -84,9 +103,13 @@ class RouteBatcher:
             if not batch:
                 return
             self.calls += 1
-            task = asyncio.create_task(self._call(batch), name=f"batch to {self.route.name}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._launch(batch)
+
+    def _launch(self, batch: list[_Request]) -> None:
+        """Send `batch` in a task of its own (it holds one of `calls`, counted by the caller)."""
+        task = asyncio.create_task(self._call(batch), name=f"batch to {self.route.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[_Request]:
         """The oldest waiting request and every other waiting one of its schema, up to max_rows."""
