@@ -23,9 +23,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from data_plane_agent.api.inputs import parse_json
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.features.engine import parse_ref
 from data_plane_agent.features.online import SqliteOnlineStore
@@ -39,6 +41,19 @@ INLINE_KEYS = 1000  # key x set lookups read on the event loop (embedded store);
 FIELDS = {"feature_set", "keys", "features", "version", "project", "full_feature_names"}
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _dumps(result: dict[str, Any]) -> bytes:
+    """The answer as JSON: orjson (about 10x faster for 100 keys x 50 features) when its output is
+    what `json` would write; `json` for NaN/Infinity values (orjson writes null), integers beyond
+    64 bits and anything else orjson refuses."""
+    finite = not any(v - v for row in result["rows"] for v in row.values() if type(v) is float)
+    if finite:
+        try:
+            return orjson.dumps(result)
+        except TypeError:  # orjson.JSONEncodeError is one
+            pass
+    return _encode(result).encode()
 
 
 class _Json(Response):
@@ -56,7 +71,7 @@ def _name(body: dict[str, Any], field: str, *, required: bool = False) -> str | 
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not JSON: {exc}", field="body") from exc
     if not isinstance(body, dict):
@@ -149,7 +164,7 @@ def online_endpoint(service: FeatureService, verifier: TokenVerifier) -> Callabl
 
     def answer(body: dict[str, Any]) -> bytes:
         result = _one_set(service, body) if body.get("feature_set") else _many_sets(service, body)
-        return _encode(result).encode()
+        return _dumps(result)
 
     async def endpoint(request: Request) -> Response:
         verifier.verify_header(request.headers.get("authorization"))
