@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SKIP = ("driver_id", "event_timestamp")
+SKIP = ("driver_id", "event_timestamp", "event_timestamps")
 
 
 def count_values(kind: str, answer: Any) -> int:
