@@ -12,12 +12,8 @@ Method and caveats: bench/README.md. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,9 +24,8 @@ from bench.fleet.measure import Plan, measure_gateway, measure_peer
 from bench.fleet.processes import Children, raise_fd_limit
 from bench.fleet.provision import provision_fleet, write_fleet_file
 from bench.fleet.report import goal, ratios, render
-from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
-from bench.runlog import stop_on_sigterm as _stop_on_sigterm
+from bench.runlog import run_main
 
 DEFAULT_SIZES = "100,500,1000,2000"
 QUICK_SIZES = "50,200"
@@ -142,31 +137,8 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
     raise_fd_limit()
-    work = Path(tempfile.mkdtemp(prefix="mallard-bench-"))
-    children = Children(work)
-    keep = args.keep
-    try:
-        loadavg = _loadavg()
-        result = run(args, work, children)
-        result["setup"].update(loadavg_start=loadavg, loadavg_end=_loadavg())
-    except KeyboardInterrupt:
-        _log("interrupted; stopping the processes this run started")
-        return 130
-    except Exception:
-        keep = True
-        _log(f"the run failed; logs are kept in {work}")
-        raise
-    finally:
-        children.stop_all()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif work.exists():
-            _log(f"work directory kept: {work}")
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0
+    return run_main(args, "mallard-bench-", lambda work, children: run(args, work, children), render)
 
 
 if __name__ == "__main__":

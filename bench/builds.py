@@ -15,13 +15,9 @@ Method and caveats: bench/README.md. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
-import signal
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,9 +37,8 @@ from bench.build_timing.runs import (
 )
 from bench.build_timing.stack import Agent, Stack
 from bench.fleet.processes import Children, child_env
-from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
-from bench.runlog import stop_on_sigterm as _stop_on_sigterm
+from bench.runlog import run_main
 
 MODEL = "bench-model"
 COLD = (
@@ -145,34 +140,16 @@ def run(args: argparse.Namespace, work: Path, children: Children, docker: Docker
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
-    work = Path(tempfile.mkdtemp(prefix="mallard-bench-builds-"))
-    children = Children(work)
     docker = DockerRun(uuid.uuid4().hex[:12])
-    keep = args.keep
-    try:
-        loadavg = _loadavg()
-        data = run(args, work, children, docker)
-        data["setup"].update(loadavg_start=loadavg, loadavg_end=_loadavg())
-    except KeyboardInterrupt:
-        _log("interrupted; stopping the processes this run started")
-        return 130
-    except Exception:
-        keep = True
-        _log(f"the run failed; logs are kept in {work}")
-        raise
-    finally:
-        children.stop_all()
+
+    def cleanup() -> None:
         if not args.no_docker and not engine_status():
             for leftover in docker.cleanup():
                 _log(f"left behind: {leftover}")
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif work.exists():
-            _log(f"work directory kept: {work}")
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
+
+    return run_main(
+        args, "mallard-bench-builds-", lambda work, children: run(args, work, children, docker), render, cleanup=cleanup
+    )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,9 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +29,8 @@ from bench.feature_store.measure import Plan, measure
 from bench.feature_store.procs import cpus
 from bench.feature_store.report import goals, ratios, render
 from bench.fleet.processes import Children
-from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
-from bench.runlog import stop_on_sigterm as _stop_on_sigterm
+from bench.runlog import run_main
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -142,30 +137,7 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
-    work = Path(tempfile.mkdtemp(prefix="mallard-bench-features-"))
-    children = Children(work)
-    keep = args.keep
-    try:
-        loadavg = _loadavg()
-        data = run(args, work, children)
-        data["setup"].update(loadavg_start=loadavg, loadavg_end=_loadavg())
-    except KeyboardInterrupt:
-        _log("interrupted; stopping the processes this run started")
-        return 130
-    except Exception:
-        keep = True
-        _log(f"the run failed; logs are kept in {work}")
-        raise
-    finally:
-        children.stop_all()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif work.exists():
-            _log(f"work directory kept: {work}")
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
+    return run_main(args, "mallard-bench-features-", lambda work, children: run(args, work, children), render)
 
 
 if __name__ == "__main__":

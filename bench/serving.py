@@ -18,11 +18,8 @@ import argparse
 import json
 import os
 import platform
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from the repository root
 
 from bench.fleet.processes import REPO_ROOT, Children, child_env
-from bench.runlog import loadavg as _loadavg
 from bench.runlog import log as _log
-from bench.runlog import stop_on_sigterm as _stop_on_sigterm
+from bench.runlog import run_main
 from bench.serving_bench import mlflow_peer
 from bench.serving_bench.batch import write_input
 from bench.serving_bench.measure import SERVER_CPU, Durations, Target, cpus_available, run_cell
@@ -184,33 +180,17 @@ def run(args: argparse.Namespace, work: Path, children: Children) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    work = Path(tempfile.mkdtemp(prefix="mallard-bench-serving-"))
-    (work / "logs").mkdir()
-    children = Children(work / "logs")
-    keep = args.keep
-    try:
-        loadavg = _loadavg()
-        started = time.monotonic()
-        data = run(args, work, children)
-        data["setup"].update(loadavg_start=loadavg, loadavg_end=_loadavg(), seconds=round(time.monotonic() - started))
+    started: list[float] = []
+
+    def measure(work: Path, children: Children) -> dict[str, Any]:
+        started.append(time.monotonic())
+        return run(args, work, children)
+
+    def finish(data: dict[str, Any]) -> None:
+        data["setup"]["seconds"] = round(time.monotonic() - started[0])
         data["goals"] = goals(data)
-    except KeyboardInterrupt:
-        _log("interrupted; stopping the processes this run started")
-        return 130
-    except Exception:
-        keep = True
-        _log(f"the run failed; logs are kept in {work}")
-        raise
-    finally:
-        children.stop_all()
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif work.exists():
-            _log(f"work directory kept: {work}")
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
+
+    return run_main(args, "mallard-bench-serving-", measure, render, logs="logs", finish=finish)
 
 
 if __name__ == "__main__":
