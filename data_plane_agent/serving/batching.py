@@ -71,11 +71,12 @@ class RouteBatcher:
             # call; without this yield the write below would wake the replica for this one alone.
             await asyncio.sleep(0)
             if not self._queue:
-                return await call_route(self.route, encode_table(table), deadline - loop.time())
+                return await call_route(self.route, encode_table(table), timeout)  # the yield took ~0 s
             request = _Request(table, loop.create_future(), deadline, timeout)
             self._queue.appendleft(request)
             self._launch(self._take())  # the task takes over this call's slot
             handed_over = True
+            self._pump()  # requests of another schema, when another replica is free
         finally:
             if not handed_over:
                 self.calls -= 1
