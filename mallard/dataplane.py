@@ -7,13 +7,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
 from mallard.client import ApiError, ControlPlaneClient
 
 CHUNK = 1 << 20
+
+
+def _raise_error(response: httpx.Response) -> NoReturn:
+    """Raise the data plane's error answer (`{"error": {...}}`, or the start of the body) as an ApiError."""
+    try:
+        err = response.json().get("error") or {}
+    except ValueError:
+        err = {"message": response.text[:300]}
+    raise ApiError(
+        err.get("message") or f"HTTP {response.status_code}",
+        status=response.status_code,
+        code=err.get("code", ""),
+        field=err.get("field"),
+    )
 
 
 class DataPlaneClient:
@@ -52,16 +66,7 @@ class DataPlaneClient:
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the data plane at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            try:
-                err = response.json().get("error") or {}
-            except ValueError:
-                err = {"message": response.text[:300]}
-            raise ApiError(
-                err.get("message") or f"HTTP {response.status_code}",
-                status=response.status_code,
-                code=err.get("code", ""),
-                field=err.get("field"),
-            )
+            _raise_error(response)
         return response
 
     def version(self) -> dict[str, Any]:
@@ -166,16 +171,7 @@ class DataPlaneClient:
             ) as response:
                 if response.status_code >= 400:
                     response.read()
-                    try:
-                        err = response.json().get("error") or {}
-                    except ValueError:
-                        err = {"message": response.text[:300]}
-                    raise ApiError(
-                        err.get("message") or f"HTTP {response.status_code}",
-                        status=response.status_code,
-                        code=err.get("code", ""),
-                        field=err.get("field"),
-                    )
+                    _raise_error(response)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with open(out, "wb") as fh:
                     for block in response.iter_bytes(CHUNK):
