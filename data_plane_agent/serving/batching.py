@@ -5,9 +5,10 @@ The replica batches the requests it finds waiting, but behind the agent on one c
 finds more than one: each request the engine writes wakes the replica, which predicts it before
 the agent forwards the next. So the engine holds requests back while a call is in flight (at
 most one per routable replica), then sends everything queued with the same schema (up to
-`max_rows`) as ONE concatenated table and splits the answer back by row counts. A request that
-finds a replica free waits only for the requests already read in the same event-loop iteration
-(one yield, no timer), then is sent by its own coroutine: no added wait at concurrency 1.
+`max_rows` and `max_bytes`) as ONE concatenated table and splits the answer back by row counts.
+A request that finds a replica free waits only for the requests already read in the same
+event-loop iteration (one yield, no timer), then is sent by its own coroutine: no added wait at
+concurrency 1.
 
 Errors stay per request. When a batched call fails for the model (ModelFailed, InvalidInput),
 its requests are sent again one by one (concurrently; the replica batches those itself and, if
@@ -31,6 +32,7 @@ from mallard.serving.wire import encode_table
 from shared.errors import InvalidInput, MallardError, ModelFailed, PredictionTimeout, Unavailable
 
 MAX_BATCH_ROWS = 4096  # the replica's own default: it predicts at most this many rows at once
+MAX_BATCH_BYTES = 16 * 1024 * 1024  # well under the replica's body limit (64 MiB by default)
 
 Answer = tuple[pa.Table, str]  # (outputs, build id of the replica that answered)
 
@@ -46,9 +48,9 @@ class _Request:
 class RouteBatcher:
     """The queue in front of one variation's replicas. `route` is replaced when its replicas change."""
 
-    def __init__(self, route: Route, *, max_rows: int = MAX_BATCH_ROWS) -> None:
+    def __init__(self, route: Route, *, max_rows: int = MAX_BATCH_ROWS, max_bytes: int = MAX_BATCH_BYTES) -> None:
         self.route = route
-        self.max_rows = max_rows
+        self.max_rows, self.max_bytes = max_rows, max_bytes
         self.calls = 0  # calls to replicas in flight
         self._queue: deque[_Request] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -113,20 +115,20 @@ class RouteBatcher:
         task.add_done_callback(self._tasks.discard)
 
     def _take(self) -> list[_Request]:
-        """The oldest waiting request and every other waiting one of its schema, up to max_rows."""
+        """The oldest waiting request and every other waiting one of its schema, up to max_rows / max_bytes."""
         batch: list[_Request] = []
         rest: deque[_Request] = deque()
         schema: pa.Schema | None = None
-        rows = 0
+        rows = size = 0
         for request in self._queue:
             if request.future.done():  # timed out or cancelled while queued
                 continue
-            n = request.table.num_rows
+            n, nbytes = request.table.num_rows, request.table.nbytes
             if schema is None:
-                schema, rows = request.table.schema, n
+                schema, rows, size = request.table.schema, n, nbytes
                 batch.append(request)
-            elif rows + n <= self.max_rows and request.table.schema.equals(schema):
-                rows += n
+            elif rows + n <= self.max_rows and size + nbytes <= self.max_bytes and request.table.schema.equals(schema):
+                rows, size = rows + n, size + nbytes
                 batch.append(request)
             else:
                 rest.append(request)
