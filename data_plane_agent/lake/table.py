@@ -28,16 +28,18 @@ directories.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from data_plane_agent.lake.jsonrows import json_arrays
 from data_plane_agent.lake.records import PredictionRecord
 
 LAKE_PREFIX = "lake/predictions"
+RENDER_ROWS = 50_000  # request rows rendered to JSON at a time (bounds memory; one call per slice)
 
 FILE_SCHEMA = pa.schema(
     [
@@ -59,6 +61,7 @@ FILE_SCHEMA = pa.schema(
 DICTIONARY_COLUMNS = ["model", "deployment_id", "variation", "build_id", "status"]  # few distinct values
 PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("hour", pa.int32())])
 TABLE_SCHEMA = pa.schema(list(FILE_SCHEMA) + list(PARTITION_SCHEMA))
+_SCALARS = [f for f in FILE_SCHEMA if f.name not in ("timestamp", "inputs_json", "outputs_json")]
 
 
 def partition_of(record: PredictionRecord) -> tuple[str, str, int]:
@@ -72,35 +75,58 @@ def partition_dir(model: str, date: str, hour: int) -> str:
     return f"{LAKE_PREFIX}/model={quote(model, safe='')}/date={date}/hour={hour:02d}"
 
 
-def to_file_table(records: Iterable[PredictionRecord]) -> pa.Table:
-    """Records as a table in the file schema (timestamps become UTC datetimes at ms precision)."""
-    records = list(records)
-    columns = {
-        name: [getattr(r, "timestamp_ms" if name == "timestamp" else name) for r in records]
-        for name in FILE_SCHEMA.names
-    }
-    arrays = []
-    for field in FILE_SCHEMA:
-        values = columns[field.name]
-        if field.name == "timestamp":
-            arrays.append(pa.array(values, pa.int64()).cast(field.type))
-        else:
-            arrays.append(pa.array(values, field.type))
-    return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
+def to_file_table(records: Sequence[PredictionRecord]) -> pa.Table:
+    """Records as a table in the file schema (timestamps become UTC datetimes at ms precision).
+
+    The request and answer tables become JSON here, in bulk (jsonrows.py), a slice of at most
+    RENDER_ROWS request rows at a time.
+    """
+    slices: list[pa.Table] = []
+    start = rows = 0
+    for end, record in enumerate(records, 1):
+        rows += record.rows
+        if rows >= RENDER_ROWS or end == len(records):
+            slices.append(_file_slice(records[start:end]))
+            start, rows = end, 0
+    if not slices:
+        return FILE_SCHEMA.empty_table()
+    return slices[0] if len(slices) == 1 else pa.concat_tables(slices)
 
 
-def to_table(records: Iterable[PredictionRecord]) -> pa.Table:
+def _file_slice(records: Sequence[PredictionRecord]) -> pa.Table:
+    columns = {field.name: pa.array([getattr(r, field.name) for r in records], field.type) for field in _SCALARS}
+    columns["timestamp"] = pa.array([r.timestamp_ms for r in records], pa.int64()).cast(pa.timestamp("ms"))
+    columns["inputs_json"] = json_arrays([r.inputs for r in records])
+    columns["outputs_json"] = json_arrays([r.outputs for r in records])
+    return pa.Table.from_arrays([columns[name] for name in FILE_SCHEMA.names], schema=FILE_SCHEMA)
+
+
+def with_partitions(table: pa.Table) -> pa.Table:
+    """A file-schema table in the full `predictions` schema: its `date` and `hour` (UTC) appended."""
+    timestamps = table.column("timestamp")
+    table = table.append_column(PARTITION_SCHEMA.field("date"), pc.strftime(timestamps, format="%Y-%m-%d"))
+    return table.append_column(PARTITION_SCHEMA.field("hour"), pc.hour(timestamps).cast(pa.int32()))
+
+
+def to_table(records: Sequence[PredictionRecord]) -> pa.Table:
     """Records in the full `predictions` schema, partition columns included (for unflushed rows)."""
-    records = list(records)
-    table = to_file_table(records)
-    parts = [partition_of(r) for r in records]
-    table = table.append_column(PARTITION_SCHEMA.field("date"), pa.array([p[1] for p in parts], pa.string()))
-    return table.append_column(PARTITION_SCHEMA.field("hour"), pa.array([p[2] for p in parts], pa.int32()))
+    return with_partitions(to_file_table(records))
 
 
-def group_by_partition(records: Iterable[PredictionRecord]) -> dict[tuple[str, str, int], list[PredictionRecord]]:
-    """Records grouped by partition, groups in a deterministic (sorted) order."""
-    groups: dict[tuple[str, str, int], list[PredictionRecord]] = defaultdict(list)
-    for record in records:
-        groups[partition_of(record)].append(record)
-    return dict(sorted(groups.items()))
+def split_by_partition(table: pa.Table) -> list[tuple[tuple[str, str, int], pa.Table]]:
+    """The rows of a file-schema table per partition (model, date, hour), in sorted partition order,
+    each keeping the rows' order."""
+    full = with_partitions(table)
+    names = ["model", "date", "hour"]
+    keys = full.select(names).group_by(names, use_threads=False).aggregate([])
+    unique = sorted(zip(*(keys.column(name).to_pylist() for name in names), strict=True))
+    if len(unique) == 1:
+        return [(unique[0], table)]
+    parts = []
+    for model, date, hour in unique:
+        mask = pc.and_(
+            pc.and_(pc.equal(full.column("model"), model), pc.equal(full.column("date"), date)),
+            pc.equal(full.column("hour"), hour),
+        )
+        parts.append(((model, date, hour), table.filter(mask)))
+    return parts

@@ -1,12 +1,16 @@
 """The inference lake's buffered writer.
 
-`record()` is called once per answer (live and shadow) by the serving engine. It feeds the
-per-minute aggregates, then, when the model's logging is on, appends the record to the spool
-(`write(2)`, see spool.py) and to an in-memory buffer. A background thread fsyncs the spool every
-`fsync_interval` seconds and flushes the buffer to Parquet every `flush_interval` seconds or
-`flush_rows` rows: one file per partition touched, named after the spool segment, so a flush
-that is repeated after a crash rewrites the same keys instead of duplicating rows. A second
-thread compacts finished hours (`compactor`, every `compact_interval` seconds).
+`record()` is called once per answer (live and shadow) by the serving engine, on its event loop,
+so it does as little as it can: it feeds the per-minute aggregates, then, when the model's
+logging is on, appends the record to the spool (the request and answer tables as Arrow record
+batches, one `writev(2)`, see spool.py) and keeps it, tables and all, in an in-memory buffer. It
+never waits for the disk: the background thread fsyncs the spool outside the lock `record()`
+takes. Every `fsync_interval` seconds that thread also turns the buffered records into rows of
+the file schema, the inputs and outputs rendered to JSON in bulk (jsonrows.py), and every
+`flush_interval` seconds or `flush_rows` rows it writes them to Parquet: one file per partition
+touched, named after the spool segment, so a flush that is repeated after a crash rewrites the
+same keys instead of duplicating rows. A second thread compacts finished hours (`compactor`,
+every `compact_interval` seconds).
 
 Loss window: none on SIGTERM (`close()` flushes everything) nor on `kill -9` of the agent (every
 recorded row is in the spool file, replayed at the next start); on a power loss or kernel crash,
@@ -29,8 +33,15 @@ import pyarrow.parquet as pq
 from data_plane_agent.lake.compaction import Compactor
 from data_plane_agent.lake.metrics import MinuteMetrics
 from data_plane_agent.lake.records import PredictionRecord
-from data_plane_agent.lake.spool import Segment, Spool, encode
-from data_plane_agent.lake.table import DICTIONARY_COLUMNS, group_by_partition, partition_dir, to_file_table, to_table
+from data_plane_agent.lake.spool import Segment, Spool, prepare
+from data_plane_agent.lake.table import (
+    DICTIONARY_COLUMNS,
+    FILE_SCHEMA,
+    partition_dir,
+    split_by_partition,
+    to_file_table,
+    with_partitions,
+)
 from data_plane_agent.storage import ObjectStore
 
 log = logging.getLogger("mallard.agent.lake")
@@ -39,15 +50,15 @@ RETRY_SECONDS = 5.0  # between attempts to write spooled rows while the store fa
 
 @dataclass
 class _Closed:
-    """A rotated spool segment waiting to become Parquet (records dropped from memory if it waits long)."""
+    """A rotated spool segment waiting to become Parquet (its rows dropped from memory if it waits long)."""
 
     path: Path
     id: str
     size: int
-    records: list[PredictionRecord] | None
+    table: pa.Table | None  # the rows in the file schema; None: read them from the spool file again
 
-    def load(self) -> list[PredictionRecord]:
-        return self.records if self.records is not None else Spool.read(self.path)
+    def load(self) -> pa.Table:
+        return self.table if self.table is not None else to_file_table(Spool.read(self.path))
 
 
 class InferenceLake:
@@ -79,10 +90,12 @@ class InferenceLake:
         self.compact_interval = compact_interval
         self._compaction_thread: threading.Thread | None = None
         self.dropped = 0  # rows refused because the spool was full (the store unreachable for long)
-        self._lock = threading.Lock()  # the current segment and buffer
-        self._flush_lock = threading.Lock()  # one flush at a time; queries see a consistent snapshot
+        self._lock = threading.Lock()  # the current segment, the buffers, the closed list (never held for I/O)
+        self._flush_lock = threading.Lock()  # one flush or render at a time; queries see a consistent snapshot
         self._segment: Segment | None = None
-        self._buffer: list[PredictionRecord] = []
+        self._buffer: list[PredictionRecord] = []  # recorded, not rendered yet
+        self._rendered: list[pa.Table] = []  # earlier records of the current segment, in the file schema
+        self._rendered_rows = 0
         self._closed: list[_Closed] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -95,7 +108,7 @@ class InferenceLake:
     def start(self) -> None:
         """Replay segments a previous run left behind, then start the background flusher."""
         for path in self.spool.leftovers():
-            self._closed.append(_Closed(path, path.name.removesuffix(".jsonl"), path.stat().st_size, None))
+            self._closed.append(_Closed(path, path.name.rsplit(".", 1)[0], path.stat().st_size, None))
         if self._closed:
             log.info("lake: replaying %d spool segment(s) left by the previous run", len(self._closed))
             self._write_closed()
@@ -117,11 +130,11 @@ class InferenceLake:
         self._thread = self._compaction_thread = None
         self.flush()
         with self._lock:
-            if self._segment is not None:
-                self._segment.close()
-                if self._segment.size == 0:
-                    self._segment.path.unlink(missing_ok=True)
-                self._segment = None
+            segment, self._segment = self._segment, None
+        if segment is not None:
+            segment.close()
+            if segment.size == 0:
+                segment.path.unlink(missing_ok=True)
         if self.metrics is not None:
             self.metrics.tick(final=True)
 
@@ -134,19 +147,19 @@ class InferenceLake:
         if self.logging_enabled is not None and not self.logging_enabled(record.model):
             return
         try:
-            line = encode(record)
-        except (TypeError, ValueError) as exc:
+            encoded = prepare(record)
+        except (TypeError, ValueError, pa.ArrowException) as exc:
             log.warning("lake: cannot encode the record of request %s: %s", record.request_id, exc)
             self.dropped += 1
             return
         with self._lock:
             segment = self._segment
-            if segment is None or self._spooled_bytes() + len(line) > self.max_spool_bytes:
+            if segment is None or self._spooled_bytes() + encoded.size > self.max_spool_bytes:
                 self._drop("the lake is closed" if segment is None else "the spool is full")
                 return
-            segment.append(line)
+            segment.append(encoded)
             self._buffer.append(record)
-            if len(self._buffer) >= self.flush_rows:
+            if len(self._buffer) + self._rendered_rows >= self.flush_rows:
                 self._wake.set()
 
     def _spooled_bytes(self) -> int:
@@ -165,14 +178,41 @@ class InferenceLake:
     def flush(self) -> None:
         """Write every buffered row to Parquet now (rows stay spooled if the store fails)."""
         with self._flush_lock:
+            fresh = self.spool.new_segment() if self._buffer or self._rendered else None
             with self._lock:
-                if self._buffer and self._segment is not None:
-                    old, records = self._segment, self._buffer
-                    self._segment = self.spool.new_segment()
-                    self._buffer = []
-                    old.close()  # fsync: the rows are durable before the Parquet write
-                    self._closed.append(_Closed(old.path, old.id, old.size, records))
+                old = self._segment
+                if fresh is not None and old is not None and (self._buffer or self._rendered):
+                    records, rendered = self._buffer, self._rendered
+                    self._segment, self._buffer, self._rendered, self._rendered_rows = fresh, [], [], 0
+                    closed = _Closed(old.path, old.id, old.size, None)
+                    self._closed.append(closed)
+                    fresh = None
+                else:
+                    old = None
+            if fresh is not None:  # nothing to rotate after all
+                fresh.close()
+                fresh.path.unlink(missing_ok=True)
+            if old is not None:
+                old.close()  # fsync: the rows are durable before the Parquet write
+                closed.table = _concat([*rendered, to_file_table(records)])
             self._write_closed()
+
+    def _render(self) -> None:
+        """Turn the records buffered so far into file-schema rows (JSON made), off the event loop."""
+        with self._flush_lock:
+            with self._lock:
+                records, self._buffer = self._buffer, []
+            if not records:
+                return
+            try:
+                table = to_file_table(records)
+            except BaseException:
+                with self._lock:
+                    self._buffer[:0] = records
+                raise
+            with self._lock:
+                self._rendered.append(table)
+                self._rendered_rows += len(records)
 
     def _write_closed(self) -> None:
         while self._closed:
@@ -184,15 +224,14 @@ class InferenceLake:
                 log.warning("lake: could not write spool segment %s to the store (%s); will retry", closed.id, exc)
                 # Keep the rows on disk only, so a long store outage does not grow memory.
                 for waiting in self._closed[1:]:
-                    waiting.records = None
+                    waiting.table = None
                 return
             closed.path.unlink(missing_ok=True)
             with self._lock:
                 self._closed.pop(0)
 
     def _write_segment(self, closed: _Closed) -> None:
-        for (model, date, hour), records in group_by_partition(closed.load()).items():
-            table = to_file_table(records)
+        for (model, date, hour), table in split_by_partition(closed.load()):
             sink = pa.BufferOutputStream()
             pq.write_table(table, sink, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
             key = f"{partition_dir(model, date, hour)}/{closed.id}.parquet"
@@ -205,13 +244,16 @@ class InferenceLake:
             self._wake.clear()
             try:
                 with self._lock:
-                    if self._segment is not None:
-                        self._segment.sync()
+                    segment = self._segment
                     retry = bool(self._closed) and time.monotonic() >= self._retry_at
-                    due = len(self._buffer) >= self.flush_rows or retry
+                    due = len(self._buffer) + self._rendered_rows >= self.flush_rows or retry
+                if segment is not None:
+                    segment.sync()  # not under the lock: record() never waits for the disk
                 if due or time.monotonic() - last_flush >= self.flush_interval:
                     self.flush()
                     last_flush = time.monotonic()
+                else:
+                    self._render()
                 if self.metrics is not None:
                     self.metrics.tick()
             except Exception:  # the flusher must outlive any one failure
@@ -238,14 +280,19 @@ class InferenceLake:
         """
         with self._lock:
             closed = list(self._closed)
+            rendered = list(self._rendered)
             current = list(self._buffer)
             current_id = self._segment.id if self._segment is not None else ""
-        records: list[PredictionRecord] = []
-        for c in closed:
-            records.extend(c.load())
-        records.extend(current)
-        return to_table(records), {c.id for c in closed} | ({current_id} if current_id else set())
+        tables = [*(c.load() for c in closed), *rendered, to_file_table(current)]
+        return with_partitions(_concat(tables)), {c.id for c in closed} | ({current_id} if current_id else set())
 
     def snapshot_lock(self) -> threading.Lock:
         """Held while a query lists files and takes the unflushed rows (no flush in between)."""
         return self._flush_lock
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return FILE_SCHEMA.empty_table()
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)

@@ -1,10 +1,10 @@
 """The prediction records the engine hands to its recorder (the inference lake): one per live
-and per shadow answer, errors included. With a model's logging off, the rows are not serialised
-(only the aggregates use such a record)."""
+and per shadow answer, errors included. A record holds the request and answer tables themselves
+(no copy, no JSON on the predict path: the lake renders them in bulk when it flushes). With a
+model's logging off, it holds no rows (only the aggregates use such a record)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
@@ -49,26 +49,10 @@ def record_prediction(
                 status="ok" if error is None else _STATUS_OF.get(error.code, error.code.upper()),
                 shadow=bool(route is not None and route.shadow),
                 rows=table.num_rows,
-                inputs_json=rows_json(table) if logging_on else "",
-                outputs_json=rows_json(outputs) if logging_on and outputs is not None else None,
+                inputs=table if logging_on else "",
+                outputs=outputs if logging_on else None,
                 error=error.message[:500] if error is not None else None,
             )
         )
     except Exception:  # the lake must never fail a prediction
         log.exception("recording a prediction of %s failed", deployment.model)
-
-
-def rows_json(table: pa.Table) -> str:
-    """The rows of `table` as a JSON array of objects."""
-    names = table.column_names
-    # Beyond a few rows, numeric columns are much cheaper through numpy than through Arrow scalars.
-    many = table.num_rows > 8
-    columns = [
-        column.to_numpy().tolist() if many and column.null_count == 0 and _numeric(column.type) else column.to_pylist()
-        for column in table.columns
-    ]
-    return json.dumps([dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)], default=str)
-
-
-def _numeric(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind))

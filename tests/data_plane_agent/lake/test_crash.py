@@ -18,7 +18,7 @@ from tests.helpers.servers import repo_root, wait_for
 
 
 class LakeProcess:
-    def __init__(self, tmp_path: Path, count: int) -> None:
+    def __init__(self, tmp_path: Path, count: int, kind: str = "json") -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [
@@ -28,6 +28,7 @@ class LakeProcess:
                 str(tmp_path / "store"),
                 str(tmp_path / "spool"),
                 str(count),
+                kind,
             ],
             cwd=repo_root(),
             env={**os.environ, "PYTHONPATH": str(repo_root())},
@@ -57,8 +58,9 @@ def _request_ids(store: LocalObjectStore) -> list[str]:
 
 
 @pytest.mark.slow
-def test_kill_9_loses_no_acknowledged_row_and_replay_duplicates_none(tmp_path: Path) -> None:
-    lake = LakeProcess(tmp_path, 10_000_000)
+@pytest.mark.parametrize("kind", ["json", "arrow"])  # records holding JSON text, or Arrow tables as the engine's
+def test_kill_9_loses_no_acknowledged_row_and_replay_duplicates_none(tmp_path: Path, kind: str) -> None:
+    lake = LakeProcess(tmp_path, 10_000_000, kind)
     wait_for(lambda: lake.acked() >= 5_000, timeout=60, what="5,000 acknowledged rows")
     wait_for(lambda: any((tmp_path / "store").rglob("*.parquet")), timeout=30, what="a first flush")
     lake.proc.send_signal(signal.SIGKILL)
@@ -78,8 +80,9 @@ def test_kill_9_loses_no_acknowledged_row_and_replay_duplicates_none(tmp_path: P
     assert list((tmp_path / "spool").iterdir()) == []
 
 
-def test_sigterm_flushes_every_recorded_row_to_parquet(tmp_path: Path) -> None:
-    lake = LakeProcess(tmp_path, 3_000)
+@pytest.mark.parametrize("kind", ["json", "arrow"])
+def test_sigterm_flushes_every_recorded_row_to_parquet(tmp_path: Path, kind: str) -> None:
+    lake = LakeProcess(tmp_path, 3_000, kind)
     wait_for(lambda: "done" in lake.lines, timeout=60, what="3,000 rows recorded")
     lake.proc.send_signal(signal.SIGTERM)
     lake.finish()
