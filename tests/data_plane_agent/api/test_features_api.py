@@ -15,8 +15,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi.testclient import TestClient
 
 from data_plane_agent.api.app import create_app
@@ -31,6 +29,7 @@ from shared import features as contract
 from shared.errors import InvalidInput, NotFound
 from shared.jwt_tokens import sign
 from tests.helpers import feature_repo
+from tests.helpers.agent_home import trusting_home
 from tests.helpers.feature_repo import DRIVERS, START, rating, trips, write_entities, write_repo
 
 TENANT = "ten_features"
@@ -83,15 +82,7 @@ class Plane:
 
 @pytest.fixture
 def plane(tmp_path: Path) -> Iterator[Plane]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    home = AgentHome(tmp_path / "home")
-    home.prepare()
-    home.identity_file.write_text(json.dumps({"tenant_id": TENANT, "agent_id": "agt_1"}))
-    home.jwt_public_key.write_bytes(public)
+    home, private = trusting_home(tmp_path / "home", TENANT)
     store = LocalObjectStore(tmp_path / "store")
     engine = FeatureEngine(
         home.root, store, SqliteOnlineStore(tmp_path / "online.sqlite"), TENANT, memory_limit="256MB", threads=1

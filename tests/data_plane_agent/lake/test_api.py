@@ -11,16 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from data_plane_agent.api.app import create_app
 from data_plane_agent.lake import InferenceLake, LakeQuery
 from data_plane_agent.link.client import LinkState
-from data_plane_agent.link.identity import AgentHome
 from data_plane_agent.storage import LocalObjectStore
 from shared.jwt_tokens import sign
 from tests.data_plane_agent.lake.conftest import make_record
+from tests.helpers.agent_home import trusting_home
 from tests.helpers.servers import free_port, wait_for
 
 TENANT = "ten_lake"
@@ -42,15 +40,7 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    home = AgentHome(tmp_path / "home")
-    home.prepare()
-    home.identity_file.write_text(json.dumps({"tenant_id": TENANT, "agent_id": "agt_1"}))
-    home.jwt_public_key.write_bytes(public)
+    home, private = trusting_home(tmp_path / "home", TENANT)
     store = LocalObjectStore(tmp_path / "store")
     lake = InferenceLake(store, tmp_path / "spool", flush_interval=3600)
     lake.start()
