@@ -5,30 +5,19 @@ what is checked is that every entity row came back with the reference's values."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.runner import run_bench
+
 TINY = ["--quick", "--entities", "300", "--entity-rows", "300", "--days", "2", "--requests", "10"]
 TINY += ["--batch-requests", "5", "--warmup", "2"]
 
 
 def _bench(*extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")} | {"PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, str(REPO / "bench" / "features.py"), *TINY, *extra],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_bench("features.py", *TINY, *extra, timeout=timeout)
 
 
 def _assert_online_figures(online: dict[str, Any]) -> None:

@@ -5,30 +5,19 @@ what is checked is that every target answered, without errors, and with the same
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.runner import run_bench
+
 TINY = ["--quick", "--rows", "1,5", "--concurrency", "1,2", "--duration", "0.5", "--warmup", "0.2"]
 TINY += ["--batch-rows", "5000"]
 
 
 def _bench(*extra: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")} | {"PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, str(REPO / "bench" / "serving.py"), *TINY, *extra],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_bench("serving.py", *TINY, *extra, timeout=timeout)
 
 
 def _assert_cells(cells: dict[str, Any], target: str) -> None:
