@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.servers import repo_root, wait_for
+from tests.helpers.servers import wait_for
 from tests.helpers.stack import AgentProcess, ControlPlane
+from tests.helpers.wired_stack import run_mallard, start_wired_stack
 
 pytestmark = pytest.mark.slow
 CONTEXT_MARKER = "context-marker-5f1e0c"  # a file's content that must never cross the link
@@ -36,19 +37,7 @@ class Stack:
     s3_endpoint: str | None = None
 
     def mallard(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "mallard", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-        if check:
-            assert result.returncode == 0, (
-                f"mallard {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
+        return run_mallard(self.env, *args, check=check, timeout=timeout)
 
 
 @pytest.fixture(params=["local-store", "s3-store"])
@@ -75,28 +64,9 @@ def stack(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> It
 
 
 def _stack(sqlite_url: str, tmp_path: Path, agent_env: dict[str, str]) -> Iterator[Stack]:
-    wire = tmp_path / "wire.jsonl"
-    cp = ControlPlane(database_url=sqlite_url, home=tmp_path / "cp", extra_env={"MALLARD_WIRE_LOG": str(wire)})
-    cp.prepare()
-    cp.start_api()
-    cp.start_gateway()
-    cp.bootstrap()
-    with cp.client() as api:
-        token = api.post("/join-tokens", json={"name": "edge", "ttl_seconds": 600}).json()["token"]
-        agent = AgentProcess(cp, tmp_path / "agent", join_token=token, extra_env=agent_env)
-        agent.start()
-        agent_id = agent.wait_enrolled()
-        wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-    env |= {
-        "MALLARD_API_URL": cp.api_url,
-        "MALLARD_API_KEY": cp.api_key,
-        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
-        "MALLARD_CONFIG": str(tmp_path / "config.json"),
-        "PYTHONPATH": str(repo_root()),
-    }
-    yield Stack(cp, agent, wire, env)
-    cp.stop()
+    started = start_wired_stack(sqlite_url, tmp_path, agent_env)
+    yield Stack(started.cp, started.agent, started.wire, started.env)
+    started.cp.stop()
 
 
 def strings(value: Any) -> list[str]:

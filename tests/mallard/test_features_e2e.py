@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers.feature_repo import DAYS, DEFINITIONS, DRIVERS, START, rating, trips, write_entities, write_repo
-from tests.helpers.servers import repo_root, wait_for
+from tests.helpers.servers import wait_for
 from tests.helpers.stack import AgentProcess, ControlPlane
+from tests.helpers.wired_stack import run_mallard, start_wired_stack
 
 pytestmark = pytest.mark.slow
 
@@ -40,19 +40,7 @@ class Stack:
     grpc_address: str
 
     def mallard(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "mallard", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
-        if ok:
-            assert result.returncode == 0, (
-                f"mallard {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result
+        return run_mallard(self.env, *args, check=ok, timeout=300)
 
     def error(self, *args: str) -> str:
         """The one-line error of a command that must fail (exit code 1), unwrapped."""
@@ -66,27 +54,9 @@ class Stack:
 
 @pytest.fixture
 def stack(sqlite_url: str, tmp_path: Path) -> Iterator[Stack]:
-    wire = tmp_path / "wire.jsonl"
-    cp = ControlPlane(database_url=sqlite_url, home=tmp_path / "cp", extra_env={"MALLARD_WIRE_LOG": str(wire)})
-    cp.prepare()
-    cp.start_api()
-    cp.start_gateway()
-    cp.bootstrap()
-    with cp.client() as api:
-        token = api.post("/join-tokens", json={"name": "edge", "ttl_seconds": 600}).json()["token"]
-        agent = AgentProcess(cp, tmp_path / "agent", join_token=token)
-        agent.start()
-        agent_id = agent.wait_enrolled()
-        wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-    env |= {
-        "MALLARD_API_URL": cp.api_url,
-        "MALLARD_API_KEY": cp.api_key,
-        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
-        "MALLARD_CONFIG": str(tmp_path / "config.json"),
-        "PYTHONPATH": str(repo_root()),
-    }
-    yield Stack(cp, agent, wire, env, agent.grpc_address)
+    started = start_wired_stack(sqlite_url, tmp_path)
+    cp, agent = started.cp, started.agent
+    yield Stack(cp, agent, started.wire, started.env, agent.grpc_address)
     if agent.proc is not None:
         agent.proc.terminate()
     cp.stop()
