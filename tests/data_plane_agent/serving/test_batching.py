@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from data_plane_agent.serving import ServingEngine
+from data_plane_agent.serving.engine import PredictionOutcome
 from data_plane_agent.storage import LocalObjectStore
 from shared.errors import ModelFailed, PredictionTimeout
 from tests.data_plane_agent.serving.helpers import apply_spec, state_of, toy_artifact, toy_engine, until, variation
@@ -95,5 +96,31 @@ async def test_a_queued_request_keeps_its_own_timeout(tmp_path: Path, store: Loc
         assert (await first).outputs.column("y").to_pylist() == [2.0]
         assert (await patient).outputs.column("y").to_pylist() == [6.0]
         assert {r.request_id: r.status for r in records} == {"first": "ok", "hasty": "TIMEOUT", "patient": "ok"}
+    finally:
+        await engine.shutdown(5)
+
+
+async def test_requests_queued_when_a_deployment_is_deleted_are_still_answered(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    digest = toy_artifact(store, tmp_path, "bld_slow", delay=0.3)
+    engine, records = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", "bld_slow", digest)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+
+        def send(i: int) -> asyncio.Task[PredictionOutcome]:
+            return asyncio.create_task(engine.predict("toy", pa.table({"x": [float(i)]}), request_id=f"r{i}"))
+
+        batchers = engine._deployments["dep_1"]._batchers
+        calls = [send(0)]
+        await until(lambda: "default" in batchers and batchers["default"].calls, what="the first request in flight")
+        calls += [send(i) for i in range(1, 6)]
+        await until(lambda: len(batchers["default"]._queue) == 5, what="the next ones queued behind it")
+        assert (await engine.delete("dep_1"))["deleted"] is True
+        answers = [(await call).outputs.column("y").to_pylist() for call in calls]
+        assert answers == [[2.0 * i] for i in range(6)]
+        assert sorted(r.status for r in records) == ["ok"] * 6
     finally:
         await engine.shutdown(5)
