@@ -193,8 +193,28 @@ def _ttl(value: Any) -> timedelta | None:
     return None if value is None else timedelta(seconds=float(value))
 
 
+class _Versioned:
+    """What both kinds of feature set share: a fingerprint and the version-compatibility rules."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the definition (description excluded)."""
+        return _fingerprint(self.to_dict())
+
+    def incompatibilities(self, older: FeatureSet | StreamFeatureSet) -> list[str]:
+        """Why this definition cannot keep `older`'s version (empty when it can)."""
+        return _incompatibilities(self, older)  # type: ignore[arg-type]
+
+    def compatible_with(self, older: FeatureSet | StreamFeatureSet) -> bool:
+        """Whether this definition can replace `older` under the same version."""
+        return not self.incompatibilities(older)
+
+
 @dataclass(frozen=True)
-class FeatureSet:
+class FeatureSet(_Versioned):
     """Features of one entity computed from a batch source; see the module docstring for an example.
 
     `timestamp` is the event-time column; `created_timestamp` (optional) is when a row became
@@ -296,22 +316,9 @@ class FeatureSet:
         except (KeyError, TypeError) as exc:
             raise FeatureDefinitionError(f"malformed definition: missing or invalid {exc}", definition=name) from exc
 
-    @property
-    def fingerprint(self) -> str:
-        """A stable hash of the definition (description excluded)."""
-        return _fingerprint(self.to_dict())
-
-    def incompatibilities(self, older: FeatureSet | StreamFeatureSet) -> list[str]:
-        """Why this definition cannot keep `older`'s version (empty when it can)."""
-        return _incompatibilities(self, older)
-
-    def compatible_with(self, older: FeatureSet | StreamFeatureSet) -> bool:
-        """Whether this definition can replace `older` under the same version."""
-        return not self.incompatibilities(older)
-
 
 @dataclass(frozen=True)
-class StreamFeatureSet:
+class StreamFeatureSet(_Versioned):
     """Sliding-window aggregations over events on a Redis Stream, kept current in the online store.
 
     ```python
@@ -390,19 +397,6 @@ class StreamFeatureSet:
             )
         except (KeyError, TypeError) as exc:
             raise FeatureDefinitionError(f"malformed definition: missing or invalid {exc}", definition=name) from exc
-
-    @property
-    def fingerprint(self) -> str:
-        """A stable hash of the definition (description excluded)."""
-        return _fingerprint(self.to_dict())
-
-    def incompatibilities(self, older: FeatureSet | StreamFeatureSet) -> list[str]:
-        """Why this definition cannot keep `older`'s version (empty when it can)."""
-        return _incompatibilities(self, older)
-
-    def compatible_with(self, older: FeatureSet | StreamFeatureSet) -> bool:
-        """Whether this definition can replace `older` under the same version."""
-        return not self.incompatibilities(older)
 
 
 AnyFeatureSet = FeatureSet | StreamFeatureSet
