@@ -58,6 +58,7 @@ class AgentSettings(BaseSettings):
     features_redis_url: str = ""  # Redis of stream feature sets that name none
     features_memory_limit: str = "2GB"  # DuckDB's cap for joins and materialization (spills beyond)
     features_schedule_interval_seconds: float = 30.0  # how often schedules are checked
+    features_materialize_concurrency: int = 2  # feature sets materialized at once (one set: one run at a time)
 
     @property
     def effective_enroll_address(self) -> str:

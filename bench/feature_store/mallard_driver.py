@@ -5,7 +5,8 @@ a local object store and the SQLite online store:
     python bench/feature_store/mallard_driver.py OP CONFIG.json
 
   setup        apply the definitions (validated against the Parquet files, as `mallard features apply`)
-  materialize  backfill every set over the whole window: offline store + online store
+  materialize  backfill every set over the whole window: offline store + online store (sets run
+               concurrently, as many at once as the agent runs by default)
   historical   get_historical for the entity file -> Parquet (entity file in, result file out)
   online       get_online in-process: `requests` calls of `batch` keys x every feature (one call per set)
 
@@ -18,6 +19,7 @@ import json
 import random
 import resource
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,28 +72,40 @@ def setup(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def materialize(config: dict[str, Any]) -> dict[str, Any]:
+    """Every set, as the agent runs a queue of `features.materialize` jobs: at most
+    MATERIALIZE_CONCURRENCY (its default) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from data_plane_agent.features.service import MATERIALIZE_CONCURRENCY
+
     engine = _engine(config)
     start, end = datetime.fromisoformat(config["start"]), datetime.fromisoformat(config["end"])
-    phases: dict[str, float] = {}  # phase -> seconds, from the engine's progress reports
-    current: list[Any] = [None, 0.0]
+    phases: dict[str, float] = {}  # phase -> seconds, from the engine's progress reports, summed over runs
+    lock = threading.Lock()
 
-    def progress(phase: str, _done: int, _total: int | None) -> None:
-        now = time.perf_counter()
-        if current[0] is not None:
-            phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
-        current[:] = [phase, now]
+    def run(name: str) -> Any:
+        current: list[Any] = [None, 0.0]
+
+        def progress(phase: str | None, _done: int, _total: int | None) -> None:
+            now = time.perf_counter()
+            with lock:
+                if current[0] is not None:
+                    phases[current[0]] = phases.get(current[0], 0.0) + now - current[1]
+            current[:] = [phase, now]
+
+        result = engine.materialize(name, project=PROJECT, start=start, end=end, progress=progress)
+        progress(None, 0, None)
+        return result
 
     baseline = _rss_kib()
     started = time.perf_counter()
-    results = []
-    for item in config["sets"]:
-        results.append(engine.materialize(item["name"], project=PROJECT, start=start, end=end, progress=progress))
-        progress("between sets", 0, None)
+    with ThreadPoolExecutor(max_workers=MATERIALIZE_CONCURRENCY) as pool:
+        results = list(pool.map(run, [item["name"] for item in config["sets"]]))
     seconds = time.perf_counter() - started
     engine.close()
-    phases.pop("between sets", None)
     return {
         "phases": phases,
+        "concurrency": MATERIALIZE_CONCURRENCY,
         "seconds": seconds,
         "baseline_rss_kib": baseline,
         "source_rows": sum(r.source_rows for r in results),

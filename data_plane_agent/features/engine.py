@@ -12,13 +12,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from data_plane_agent.features import pit_memory
 from data_plane_agent.features.duck import open_duckdb
 from data_plane_agent.features.materialize import MaterializationResult, Materializer, ProgressFn, online_table
 from data_plane_agent.features.offline import OfflineStore
 from data_plane_agent.features.online import OnlineStore, OnlineTable, entity_key
 from data_plane_agent.features.pit import MEMORY_ROWS, FeatureRequest, PointInTimeJoin
+from data_plane_agent.features.pit_index import PitIndexCache
 from data_plane_agent.features.registry import FeatureRegistry
-from data_plane_agent.storage import ObjectStore
+from data_plane_agent.storage import LocalObjectStore, ObjectStore
 from mallard.features import (
     AnyFeatureSet,
     Definition,
@@ -102,6 +104,7 @@ class FeatureEngine:
         self.threads = threads
         self.registry = FeatureRegistry(self.home / "registry.sqlite")
         self.offline = OfflineStore(store, tenant_id, self.home / "cache")
+        self.indexes = PitIndexCache(self.home / "index" / self.offline.tenant)
         self._online_cache: dict[tuple[str, str, int], tuple[Any, tuple[OnlineTable, list[str], dict[str, str]]]] = {}
         self.materializer = Materializer(
             self.offline, online, self.registry, self.home / "work", memory_limit=memory_limit, threads=threads
@@ -180,7 +183,14 @@ class FeatureEngine:
             raise InvalidInput(
                 f"{name!r} is a streaming feature set; it is materialized continuously", field="feature_set"
             )
-        return self.materializer.run(project, fs, start=start, end=end, progress=progress)
+        result = self.materializer.run(project, fs, start=start, end=end, progress=progress)
+        if pit_memory.eligible(fs) and isinstance(self.store, LocalObjectStore):
+            # Build the join index now, so the first historical retrieval does not pay for it (from a
+            # remote store it is built at that retrieval, which fetches the parts anyway).
+            report = progress or (lambda phase, done, total: None)
+            report("indexing", 0, None)
+            self.indexes.get(self._index_owner(project, fs), self._files(project, fs), next(iter(fs.entity.keys)))
+        return result
 
     def get_historical(
         self,
@@ -197,7 +207,8 @@ class FeatureEngine:
         run_dir = self.home / "work" / f"pit-{uuid.uuid4().hex}"
         con = open_duckdb(run_dir, memory_limit=self.memory_limit, threads=self.threads, keep_order=True)
         try:
-            rows = PointInTimeJoin(con, memory_rows=self.pit_memory_rows, threads=self.threads).run(
+            join = PointInTimeJoin(con, memory_rows=self.pit_memory_rows, threads=self.threads, indexes=self.indexes)
+            rows = join.run(
                 entities, requests, out_path, timestamp_column=timestamp_column, full_feature_names=full_feature_names
             )
         finally:
@@ -226,9 +237,17 @@ class FeatureEngine:
                     f"run `mallard features materialize {fs.name}` first",
                     field="features",
                 )
-            keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
-            requests.append(FeatureRequest(fs, features, self.offline.local_files(project, fs.name, fs.version, keys)))
+            requests.append(FeatureRequest(fs, features, self._files(project, fs), self._index_owner(project, fs)))
         return requests
+
+    def _files(self, project: str, fs: FeatureSet) -> list[str]:
+        """Local paths of the set version's offline parts, in manifest order (fetched if remote)."""
+        keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
+        return self.offline.local_files(project, fs.name, fs.version, keys)
+
+    @staticmethod
+    def _index_owner(project: str, fs: FeatureSet) -> str:
+        return f"{project}/{fs.name}/v{fs.version}"
 
     # -- online ------------------------------------------------------------------------------
 

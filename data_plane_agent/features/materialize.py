@@ -5,7 +5,9 @@ Incremental by default (from the stored watermark to now); a backfill passes `st
 a set with a created timestamp, an incremental run also rebuilds the days of rows that arrived
 late (created since the watermark, event time before it). Runs
 over overlapping ranges never duplicate: every partition the range touches is rebuilt from the
-rows outside the range that it already held plus the source's rows inside it. Memory is bounded
+rows outside the range that it already held plus the source's rows inside it. Local Parquet files
+that already hold exactly the canonical rows, all inside the range, are adopted byte for byte
+instead of being decoded and written again (`adopt.py`). Memory is bounded
 by DuckDB's cap (it spills to disk) and by the online write batch size.
 """
 
@@ -18,12 +20,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from data_plane_agent.features.adopt import adopt_source_files, partition_span
 from data_plane_agent.features.duck import ident, open_duckdb, quote_list, ts_literal
 from data_plane_agent.features.offline import OfflineStore
 from data_plane_agent.features.online import OnlineStore, OnlineTable, entity_key_sql
@@ -76,12 +79,12 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _days(start: datetime | None, end: datetime, existing: set[str]) -> set[str]:
-    """Existing partition days that overlap [start, end)."""
+    """Existing partitions (days, or spans of adopted files) that overlap [start, end)."""
     out = set()
-    for day in existing:
-        begin = datetime.fromisoformat(day).replace(tzinfo=UTC)
-        if (start is None or begin + timedelta(days=1) > start) and begin < end:
-            out.add(day)
+    for label in existing:
+        begin, finish = partition_span(label)
+        if (start is None or finish > start) and begin < end:
+            out.add(label)
     return out
 
 
@@ -167,22 +170,11 @@ class Materializer:
                 days = ", ".join(f"DATE '{d}'" for d in late)
                 in_range = f"(({in_range}) OR CAST(event_timestamp AS DATE) IN ({days}))"
                 touched |= set(late) & set(existing)
-            kept_files = self.offline.local_files(
-                project, fs.name, fs.version, [k for d in sorted(touched) for k in existing[d]]
-            )
-            union = f"SELECT * FROM ({feature_rows_sql(fs)}) WHERE {in_range}"
-            kept_rows = 0
-            if kept_files:
-                kept_scan = f"read_parquet({quote_list(kept_files)}, hive_partitioning = false)"
-                kept = f"SELECT * FROM {kept_scan} WHERE NOT ({in_range})"
-                kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchall()[0][0])
-                union = f"{union} UNION ALL BY NAME {kept}"
-            copied = con.execute(
-                f"COPY (SELECT *, CAST(CAST(event_timestamp AS DATE) AS VARCHAR) AS date FROM ({union})) "
-                f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}', "
-                "DICTIONARY_SIZE_LIMIT 1)"
-            ).fetchall()[0]
-            source_rows = int(copied[0]) - kept_rows if copied else 0
+            adopted = None if touched or late else adopt_source_files(fs, start, end, staging)
+            if adopted is not None:
+                source_rows = adopted
+            else:
+                source_rows = self._copy_source(con, project, fs, existing, touched, in_range, staging)
             report("reading source", source_rows, source_rows)
             written = self._write_online(con, project, fs, staging, in_range, end, report) if fs.online else 0
             new_days = {p.name[len("date=") :]: sorted(p.glob("*.parquet")) for p in staging.glob("date=*")}
@@ -209,6 +201,35 @@ class Materializer:
         return MaterializationResult(
             fs.name, fs.version, start, end, source_rows, written, len(all_days), watermark, time.monotonic() - began
         )
+
+    def _copy_source(
+        self,
+        con: Any,
+        project: str,
+        fs: FeatureSet,
+        existing: dict[str, list[str]],
+        touched: set[str],
+        in_range: str,
+        staging: Path,
+    ) -> int:
+        """Write the source's rows in range, plus the rows outside it that the touched partitions
+        already held, as new date partitions under `staging`; returns the source rows written."""
+        kept_files = self.offline.local_files(
+            project, fs.name, fs.version, [k for d in sorted(touched) for k in existing[d]]
+        )
+        union = f"SELECT * FROM ({feature_rows_sql(fs)}) WHERE {in_range}"
+        kept_rows = 0
+        if kept_files:
+            kept_scan = f"read_parquet({quote_list(kept_files)}, hive_partitioning = false)"
+            kept = f"SELECT * FROM {kept_scan} WHERE NOT ({in_range})"
+            kept_rows = int(con.execute(f"SELECT count(*) FROM ({kept})").fetchall()[0][0])
+            union = f"{union} UNION ALL BY NAME {kept}"
+        copied = con.execute(
+            f"COPY (SELECT *, CAST(CAST(event_timestamp AS DATE) AS VARCHAR) AS date FROM ({union})) "
+            f"TO '{staging.as_posix()}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{uuid}}', "
+            "DICTIONARY_SIZE_LIMIT 1)"
+        ).fetchall()[0]
+        return int(copied[0]) - kept_rows if copied else 0
 
     def _late_days(self, con: Any, fs: FeatureSet, start: datetime | None, end: datetime) -> list[str]:
         """Event dates (before `start`) of rows created in [start, end): late arrivals an incremental run must add."""
@@ -250,27 +271,27 @@ class Materializer:
             return 0
         table = online_table(self.offline.tenant, project, fs)
         keys = ", ".join(ident(k) for k in fs.entity.keys)
-        order = "event_timestamp"
+        order = "event_timestamp DESC"
         known = ""
         if fs.created_timestamp:
-            order = "struct_pack(e := event_timestamp, c := created_timestamp)"
+            # Ties on event time go to the later created time; a row without one counts as oldest,
+            # as the online store's own upsert rule has it.
+            order += ", created_timestamp DESC NULLS LAST"
             known = f" AND (created_timestamp IS NULL OR created_timestamp <= {ts_literal(end)})"
         values = ", ".join(
-            f"{ident(f.name)} := epoch_us({ident(f.name)})"
-            if f.type == "timestamp"
-            else f"{ident(f.name)} := {ident(f.name)}"
+            f"epoch_us({ident(f.name)}) AS {ident(f.name)}" if f.type == "timestamp" else ident(f.name)
             for f in fs.features
         )
         created = "epoch_us(created_timestamp)" if fs.created_timestamp else "NULL::BIGINT"
-        packed = f"entity_key := {entity_key_sql(fs.entity.keys)}, event_ts := epoch_us(event_timestamp), "
-        packed += f"created_ts := {created}, {values}"
+        # The latest row per key (QUALIFY over a window: about twice as fast as arg_max of a struct),
+        # in key order: the SQLite store's B-tree (keyed by entity_key) then fills page by page
+        # instead of at random pages, about half the write time for a fresh table.
         latest = (
-            f"SELECT unnest(arg_max(struct_pack({packed}), {order})) "
-            f"FROM read_parquet({quote_list(files)}, hive_partitioning = false) WHERE {in_range}{known} GROUP BY {keys}"
+            f"SELECT {entity_key_sql(fs.entity.keys)} AS entity_key, epoch_us(event_timestamp) AS event_ts, "
+            f"{created} AS created_ts, {values} "
+            f"FROM read_parquet({quote_list(files)}, hive_partitioning = false) WHERE {in_range}{known} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order}) = 1 ORDER BY entity_key"
         )
-        # In key order: the SQLite store's B-tree (keyed by entity_key) then fills page by page instead
-        # of at random pages, about half the write time for a fresh table.
-        latest = f"SELECT * FROM ({latest}) ORDER BY entity_key"
         reader = con.sql(latest).to_arrow_reader(ONLINE_BATCH)
         written = 0
         for batch in reader:

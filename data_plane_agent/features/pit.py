@@ -26,8 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_plane_agent.features import pit_memory
+from data_plane_agent.features import pit_index, pit_memory
 from data_plane_agent.features.duck import ident, quote_list
+from data_plane_agent.features.pit_index import PitIndexCache
 from mallard.features import FeatureSet
 from mallard.features.types import DUCKDB_TYPES, accepts, is_timestamp
 from shared.errors import InvalidInput
@@ -45,16 +46,23 @@ class FeatureRequest:
     feature_set: FeatureSet
     features: list[str]
     files: list[str]
+    owner: str = ""  # names the set version's in-memory join index (`pit_index`); "" builds one per call
 
 
 class PointInTimeJoin:
     """Historical retrieval over an open DuckDB connection (see the module docstring)."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, *, memory_rows: int = MEMORY_ROWS, threads: int | None = None
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        memory_rows: int = MEMORY_ROWS,
+        threads: int | None = None,
+        indexes: PitIndexCache | None = None,
     ) -> None:
         self.con = con
         self.memory_rows = memory_rows
+        self.indexes = indexes
         self.threads = threads or min(4, os.cpu_count() or 1)
 
     def run(
@@ -183,7 +191,13 @@ class PointInTimeJoin:
                 return None
             key = next(iter(request.feature_set.entity.keys))
             entity_keys = entities.column("__e_" + key).to_numpy(zero_copy_only=False)
-            return pit_memory.join(request.feature_set, request.features, request.files, entity_keys, times)
+            if not request.files:
+                index = None
+            elif self.indexes is not None and request.owner:
+                index = self.indexes.get(request.owner, request.files, key)
+            else:
+                index = pit_index.build(request.files, key)
+            return pit_memory.join(request.feature_set, request.features, request.files, entity_keys, times, index)
 
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             results = list(pool.map(one, range(len(requests))))

@@ -31,6 +31,7 @@ from shared.errors import InvalidInput, MallardError, NotFound
 log = logging.getLogger("mallard.agent.features")
 Status = contract.MaterializationStatus
 PROGRESS_EVERY_SECONDS = 1.0
+MATERIALIZE_CONCURRENCY = 2  # the agent default (MALLARD_AGENT_FEATURES_MATERIALIZE_CONCURRENCY)
 INTERRUPTED = "the agent stopped before this materialization finished; run it again"
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -78,13 +79,18 @@ class FeatureService:
         notify: Callable[[], None] | None = None,
         redis_url: str | None = None,
         schedule_interval_seconds: float = 30.0,
+        materialize_concurrency: int = MATERIALIZE_CONCURRENCY,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
         self.redis_url = redis_url or None
         self.schedule_interval_seconds = schedule_interval_seconds
         self._notify = notify
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="materialize")
+        if materialize_concurrency < 1:
+            raise InvalidInput("materialize_concurrency must be at least 1", field="features_materialize_concurrency")
+        # Runs of different sets overlap (one's SQLite writes with another's Parquet work); runs of
+        # the same set version wait for each other (the materializer's file lock).
+        self._pool = ThreadPoolExecutor(max_workers=materialize_concurrency, thread_name_prefix="materialize")
         self._lock = threading.Lock()
         self._jobs: dict[str, Future[None]] = {}  # job id (or "schedule:<set>") -> its run
         self._streams: dict[tuple[str, str, int], Any] = {}

@@ -30,6 +30,7 @@ def feature_service_from_settings(
         notify=notify,
         redis_url=settings.features_redis_url or None,
         schedule_interval_seconds=settings.features_schedule_interval_seconds,
+        materialize_concurrency=settings.features_materialize_concurrency,
     )
 
 

@@ -169,4 +169,6 @@ def _python_column(rows: pa.Table, column: str, type_name: str | None) -> list[A
     values = rows.column(column)
     if type_name == "bool":
         values = values.cast(pa.int8())
+    if values.null_count == 0 and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        return values.to_numpy().tolist()  # several times faster than Arrow's to_pylist, same Python values
     return values.to_pylist()
