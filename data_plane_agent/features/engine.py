@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from data_plane_agent.features import pit_memory
+from data_plane_agent.features import pit_index, pit_memory
 from data_plane_agent.features.duck import open_duckdb
 from data_plane_agent.features.materialize import MaterializationResult, Materializer, ProgressFn, online_table
 from data_plane_agent.features.offline import OfflineStore
@@ -107,7 +107,13 @@ class FeatureEngine:
         self.indexes = PitIndexCache(self.home / "index" / self.offline.tenant)
         self._online_cache: dict[tuple[str, str, int], tuple[Any, tuple[OnlineTable, list[str], dict[str, str]]]] = {}
         self.materializer = Materializer(
-            self.offline, online, self.registry, self.home / "work", memory_limit=memory_limit, threads=threads
+            self.offline,
+            online,
+            self.registry,
+            self.home / "work",
+            memory_limit=memory_limit,
+            threads=threads,
+            indexes=self.indexes,
         )
 
     # -- definitions -------------------------------------------------------------------------
@@ -247,7 +253,7 @@ class FeatureEngine:
 
     @staticmethod
     def _index_owner(project: str, fs: FeatureSet) -> str:
-        return f"{project}/{fs.name}/v{fs.version}"
+        return pit_index.owner(project, fs.name, fs.version)
 
     # -- online ------------------------------------------------------------------------------
 

@@ -25,12 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from data_plane_agent.features import pit_index, pit_memory
 from data_plane_agent.features.adopt import adopt_source_files, partition_span
 from data_plane_agent.features.duck import ident, open_duckdb, quote_list, ts_literal
 from data_plane_agent.features.offline import OfflineStore
 from data_plane_agent.features.online import OnlineStore, OnlineTable, entity_key_sql
+from data_plane_agent.features.pit_index import PitIndex, PitIndexCache, read_rows
 from data_plane_agent.features.registry import FeatureRegistry
+from data_plane_agent.storage import LocalObjectStore
 from mallard.features import FeatureDefinitionError, FeatureSet
 from mallard.features.validate import check_columns, feature_rows_sql, register_transformed
 from shared.errors import InvalidInput
@@ -100,7 +104,9 @@ class Materializer:
         *,
         memory_limit: str = "2GB",
         threads: int | None = None,
+        indexes: PitIndexCache | None = None,
     ) -> None:
+        self.indexes = indexes
         self.offline = offline
         self.online = online
         self.registry = registry
@@ -176,7 +182,15 @@ class Materializer:
             else:
                 source_rows = self._copy_source(con, project, fs, existing, touched, in_range, staging)
             report("reading source", source_rows, source_rows)
-            written = self._write_online(con, project, fs, staging, in_range, end, report) if fs.online else 0
+            # Adopted files hold only rows inside the range: for a set keyed by one int, their join
+            # index also gives the latest row per key, so the online write needs no query.
+            staged = self._staged_index(fs, staging) if adopted is not None else None
+            if not fs.online:
+                written = 0
+            elif staged is not None:
+                written = self._write_online_from_index(project, fs, staged, report)
+            else:
+                written = self._write_online(con, project, fs, staging, in_range, end, report)
             new_days = {p.name[len("date=") :]: sorted(p.glob("*.parquet")) for p in staging.glob("date=*")}
             all_days = sorted(set(new_days) | touched)
             counts = self._counts(con, new_days)
@@ -195,6 +209,8 @@ class Materializer:
                 partitions={d: (counts.get(d, 0), uploaded[d]) for d in all_days},
             )
             self._collect_garbage(project, fs)
+            if staged is not None:
+                self._keep_index(project, fs, staged)
         finally:
             con.close()
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -230,6 +246,54 @@ class Materializer:
             "DICTIONARY_SIZE_LIMIT 1)"
         ).fetchall()[0]
         return int(copied[0]) - kept_rows if copied else 0
+
+    def _staged_index(self, fs: FeatureSet, staging: Path) -> tuple[list[Path], PitIndex] | None:
+        if self.indexes is None or not pit_memory.eligible(fs):
+            return None
+        files = sorted(staging.rglob("*.parquet"))
+        index = pit_index.build([str(p) for p in files], next(iter(fs.entity.keys)))
+        return None if index is None else (files, index)
+
+    def _write_online_from_index(
+        self, project: str, fs: FeatureSet, staged: tuple[list[Path], PitIndex], report: ProgressFn
+    ) -> int:
+        """The latest row per key, from the index (same rows as `_write_online`'s query: every staged
+        row is in range and the set has no created timestamp), in key order."""
+        files, index = staged
+        keys, event_us, rows = index.latest()
+        if len(rows) == 0:
+            return 0
+        names = [f.name for f in fs.features]
+        values, sorter = read_rows([str(p) for p in files], index, rows, names)
+        entity_key = pa.array(keys[sorter]).cast(pa.string())
+        columns: dict[str, pa.Array] = {
+            "entity_key": entity_key,
+            "event_ts": pa.array(event_us[sorter]),
+            "created_ts": pa.nulls(len(rows), pa.int64()),
+        }
+        for feature in fs.features:
+            column = values.column(feature.name).combine_chunks()
+            columns[feature.name] = column.cast(pa.int64()) if feature.type == "timestamp" else column
+        # Key (string) order, as the query gives it: the SQLite B-tree then fills page by page.
+        table = pa.table(columns)
+        table = table.take(pc.sort_indices(entity_key))
+        target = online_table(self.offline.tenant, project, fs)
+        written = 0
+        for start in range(0, table.num_rows, ONLINE_BATCH):
+            written += self.online.write_batch(target, table.slice(start, ONLINE_BATCH))
+            report("writing online store", written, None)
+        return written
+
+    def _keep_index(self, project: str, fs: FeatureSet, staged: tuple[list[Path], PitIndex]) -> None:
+        """Save the staged files' index for the set version when the manifest is exactly those files
+        (parts keep their staged names), so it is not built again for the first retrieval."""
+        files, index = staged
+        if self.indexes is None or not isinstance(self.offline.store, LocalObjectStore):
+            return
+        keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
+        final = self.offline.local_files(project, fs.name, fs.version, keys)
+        if [Path(p).name for p in final] == [p.name for p in files]:
+            self.indexes.put(pit_index.owner(project, fs.name, fs.version), final, next(iter(fs.entity.keys)), index)
 
     def _late_days(self, con: Any, fs: FeatureSet, start: datetime | None, end: datetime) -> list[str]:
         """Event dates (before `start`) of rows created in [start, end): late arrivals an incremental run must add."""

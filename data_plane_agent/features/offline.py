@@ -22,6 +22,7 @@ from data_plane_agent.storage import LocalObjectStore, ObjectStore
 from shared.errors import InvalidInput
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_PART = re.compile(r"^part-[0-9a-f-]{32,36}\.parquet$")
 
 
 def _check(value: str, field: str) -> str:
@@ -59,7 +60,10 @@ class OfflineStore:
         prefix = self.prefix(project, name, version)
         keys = []
         for path in files:
-            key = f"{prefix}date={day}/part-{uuid.uuid4().hex}.parquet"
+            # A staged part's name is already unique (part-<uuid>): keeping it lets a run know the
+            # order of its parts in the manifest before they are uploaded.
+            name = path.name if _PART.match(path.name) else f"part-{uuid.uuid4().hex}.parquet"
+            key = f"{prefix}date={day}/{name}"
             if isinstance(self.store, LocalObjectStore):
                 # Same filesystem as the staging directory in practice: a rename, not a copy.
                 target = self.store.path(key)

@@ -76,6 +76,43 @@ class PitIndex:
         rows = np.flatnonzero(found)
         return rows, np.asarray(self.order[hit[rows]])
 
+    def latest(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per key (ascending): the key, the event time (µs) and the global row of its latest row."""
+        if len(self.composite) == 0:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        composite = np.asarray(self.composite)
+        keys = composite // self.tspan
+        last = np.append(np.flatnonzero(np.diff(keys)), len(keys) - 1)
+        return keys[last] + self.kmin, composite[last] % self.tspan + self.tmin, np.asarray(self.order[last])
+
+
+def read_rows(files: list[str], index: PitIndex, rows: np.ndarray, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """`columns` of the given global rows, read one row group at a time, keeping only those rows:
+    memory holds one row group's columns at once and reuses it (fresh allocations for a whole set
+    cost page faults that dominate a retrieval). Returns the rows in ascending row order and the
+    permutation that sorts `rows` (result row i is `rows[sorter[i]]`)."""
+    sorter = np.argsort(rows, kind="stable")
+    ordered = rows[sorter]
+    bounds = np.concatenate([[0], np.cumsum(index.group_sizes)])
+    cuts = np.searchsorted(ordered, bounds)  # the slice of `ordered` inside each row group
+    taken: list[pa.Table] = []
+    handles: dict[int, pq.ParquetFile] = {}
+    try:
+        for g, (file_index, row_group) in enumerate(index.groups):
+            lo, hi = int(cuts[g]), int(cuts[g + 1])
+            if lo == hi:
+                continue
+            handle = handles.get(file_index)
+            if handle is None:
+                handle = handles[file_index] = pq.ParquetFile(files[file_index])
+            table = handle.read_row_group(row_group, columns=columns, use_threads=False)
+            taken.append(table.take(pa.array(ordered[lo:hi] - bounds[g])))
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return pa.concat_tables(taken, promote_options="permissive"), sorter
+
 
 def build(files: list[str], key: str) -> PitIndex | None:
     """The index of `files` (Parquet with an int column `key` and `event_timestamp`), or None when
@@ -107,6 +144,11 @@ def build(files: list[str], key: str) -> PitIndex | None:
     return PitIndex(composite[order], order, kmin, tmin, tmax, groups, group_sizes)
 
 
+def owner(project: str, name: str, version: int) -> str:
+    """The cache directory (relative) of one feature set version's index."""
+    return f"{project}/{name}/v{int(version)}"
+
+
 class PitIndexCache:
     """Indexes saved under `root/<set key>/<digest of the files>/` (see the module docstring)."""
 
@@ -117,6 +159,11 @@ class PitIndexCache:
     def _digest(files: list[str], key: str) -> str:
         payload = json.dumps([_FORMAT, key, files]).encode()
         return hashlib.sha256(payload).hexdigest()[:32]
+
+    def put(self, owner: str, files: list[str], key: str, index: PitIndex) -> None:
+        """Save an index already built from exactly `files` (best effort: it is a cache)."""
+        with contextlib.suppress(OSError):
+            self._save(self.root / owner / self._digest(files, key), index)
 
     def get(self, owner: str, files: list[str], key: str) -> PitIndex | None:
         """The saved index of exactly `files`, built and saved first when there is none; None when

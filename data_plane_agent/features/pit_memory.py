@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas  # noqa: F401  (pyarrow imports it on its first numpy conversion: pay once at agent start, not per request)
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from data_plane_agent.features.adopt import ARROW_TYPES
-from data_plane_agent.features.pit_index import PitIndex
+from data_plane_agent.features.pit_index import PitIndex, read_rows
 from mallard.features import FeatureSet
 from mallard.features.types import DUCKDB_TYPES
 
@@ -42,9 +41,7 @@ def join(
     is no index (the key/time range does not fit the int64 composite: the caller uses DuckDB).
 
     The index (`pit_index`, built from `files`) names each entity row's feature row; the features
-    are then read one row group at a time, keeping only the rows some entity row takes, so memory
-    holds one row group's columns at once and reuses it (fresh allocations for a whole set cost
-    page faults that dominate a retrieval)."""
+    are then read one row group at a time (`read_rows`)."""
     n = len(keys)
     types = [ARROW_TYPES[DUCKDB_TYPES[fs.feature_types[f]]] for f in features]
     nulls = [pa.nulls(n, t) for t in types]
@@ -56,26 +53,7 @@ def join(
     rows, wanted = index.lookup(keys, times_us, ttl)
     if len(rows) == 0:
         return nulls
-    sorter = np.argsort(wanted, kind="stable")
-    ordered = wanted[sorter]
-    bounds = np.concatenate([[0], np.cumsum(index.group_sizes)])
-    cuts = np.searchsorted(ordered, bounds)  # the slice of `ordered` inside each row group
-    taken: list[pa.Table] = []
-    handles: dict[int, pq.ParquetFile] = {}
-    try:
-        for g, (file_index, row_group) in enumerate(index.groups):
-            lo, hi = int(cuts[g]), int(cuts[g + 1])
-            if lo == hi:
-                continue
-            handle = handles.get(file_index)
-            if handle is None:
-                handle = handles[file_index] = pq.ParquetFile(files[file_index])
-            table = handle.read_row_group(row_group, columns=features, use_threads=False)
-            taken.append(table.take(pa.array(ordered[lo:hi] - bounds[g])))
-    finally:
-        for handle in handles.values():
-            handle.close()
-    combined = pa.concat_tables(taken, promote_options="permissive")
+    combined, sorter = read_rows(files, index, wanted, features)
     gather = np.full(n, -1, dtype=np.int64)
     gather[rows[sorter]] = np.arange(combined.num_rows, dtype=np.int64)
     index_array = pa.array(gather, mask=gather < 0)  # a null index takes a null: no value in the TTL
