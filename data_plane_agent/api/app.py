@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from data_plane_agent.api.inputs import InputLimits
+from data_plane_agent.api.online_features import ONLINE_PATH, online_endpoint
 from data_plane_agent.api.routes_artifacts import artifacts_router
 from data_plane_agent.api.routes_builds import builds_router
 from data_plane_agent.api.routes_contexts import contexts_router
@@ -106,5 +107,7 @@ def create_app(
         app.include_router(lake_router(query=lake_query, claims=claims))
     if features is not None:
         feature_verifier = TokenVerifier(home.jwt_public_key, tenant_id=identity.tenant_id)
-        app.include_router(features_router(service=features, store=store, verifier=feature_verifier))
+        online = online_endpoint(features, feature_verifier)
+        app.include_router(features_router(service=features, store=store, verifier=feature_verifier, online=online))
+        app.fast_posts = {ONLINE_PATH: online}  # served ahead of FastAPI's middleware stack (GatewayApp)
     return app

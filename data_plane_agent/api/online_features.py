@@ -25,15 +25,16 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from data_plane_agent.api.inputs import parse_json
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.features.engine import parse_ref
 from data_plane_agent.features.online import SqliteOnlineStore
 from data_plane_agent.features.service import FeatureService
-from shared.errors import InvalidInput
+from shared.errors import InvalidInput, MallardError
 
+ONLINE_PATH = "/v1/features/online"
 MAX_ONLINE_KEYS = 10_000
 MAX_FEATURES = 1000
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -167,6 +168,13 @@ def online_endpoint(service: FeatureService, verifier: TokenVerifier) -> Callabl
         return _dumps(result)
 
     async def endpoint(request: Request) -> Response:
+        try:
+            return await respond(request)
+        except MallardError as exc:  # dispatched ahead of FastAPI's handlers (GatewayApp): answer here
+            headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+            return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+
+    async def respond(request: Request) -> Response:
         verifier.verify_header(request.headers.get("authorization"))
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:

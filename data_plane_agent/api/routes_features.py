@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
+from starlette.responses import Response
 
-from data_plane_agent.api.online_features import online_endpoint
+from data_plane_agent.api.online_features import ONLINE_PATH, online_endpoint
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.features.engine import parse_ref
 from data_plane_agent.features.service import FeatureService
@@ -25,8 +27,15 @@ MAX_ENTITY_BYTES = 4 * 1024**3
 CHUNK = 1 << 20
 
 
-def features_router(*, service: FeatureService, store: ObjectStore | None, verifier: TokenVerifier) -> APIRouter:
-    """The routes over `service`'s engine; tokens are checked with `verifier` (cached, offline)."""
+def features_router(
+    *,
+    service: FeatureService,
+    store: ObjectStore | None,
+    verifier: TokenVerifier,
+    online: Callable[[Request], Awaitable[Response]] | None = None,
+) -> APIRouter:
+    """The routes over `service`'s engine; tokens are checked with `verifier` (cached, offline).
+    `online`: the online endpoint, when the caller also dispatches it ahead of FastAPI."""
     router = APIRouter(prefix="/v1/features", tags=["features"])
     engine = service.engine
     spool = engine.home / "spool"
@@ -36,7 +45,7 @@ def features_router(*, service: FeatureService, store: ObjectStore | None, verif
 
     # A plain Starlette route (no dependency injection, body model or thread hop): the online read is
     # the hot path. See `online_endpoint`.
-    router.add_route("/v1/features/online", online_endpoint(service, verifier), methods=["POST"])
+    router.add_route(ONLINE_PATH, online or online_endpoint(service, verifier), methods=["POST"])
 
     @router.post("/historical")
     async def get_historical(

@@ -156,13 +156,22 @@ def predict_endpoint(
 
 
 class GatewayApp(FastAPI):
-    """The data plane's FastAPI app, with `POST /v1/models/{model}/predict` dispatched before
-    FastAPI's middleware and exception stack (other methods on that path, and every other route,
-    go through FastAPI as usual: the route stays registered there too)."""
+    """The data plane's FastAPI app, with `POST /v1/models/{model}/predict` and the POST routes in
+    `fast_posts` (exact paths) dispatched before FastAPI's middleware and exception stack (other
+    methods on those paths, and every other route, go through FastAPI as usual: the routes stay
+    registered there too). Fast handlers answer their own errors."""
 
     predict: Callable[[Request], Awaitable[Response]] | None = None
+    fast_posts: dict[str, Callable[[Request], Awaitable[Response]]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.fast_posts.get(scope["path"]) if self.fast_posts else None
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
         if self.predict is not None and scope["type"] == "http" and scope["method"] == "POST":
             match = PREDICT_PATH_RE.match(scope["path"])
             if match is not None:
