@@ -36,6 +36,7 @@ from bench.serving_bench.ours import Ours
 from bench.serving_bench.peers import SERVER_ENV, start_fastapi, start_mlflow, start_replica
 from bench.serving_bench.project import train, write_project
 from bench.serving_bench.report import goals, key, median_cell, render
+from shared.serving import DEFAULT_BATCH_ROWS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure_direct(model_dir: Path, parquet: Path, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.serving_bench.direct", "--model-dir", str(model_dir)]
     argv += ["--seconds", str(max(1.0, args.duration / 2)), "--parquet", str(parquet)]
+    argv += ["--batch-rows", str(DEFAULT_BATCH_ROWS)]  # the batch size our deployment uses by default
     if cpus_available():
         argv += ["--cpu", str(SERVER_CPU)]
     with (logs / "direct.log").open("ab") as handle:

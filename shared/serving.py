@@ -66,6 +66,13 @@ class VariationSpec(TypedDict):
     replicas: int
 
 
+# Rows per batch of a batch job unless the deployment says otherwise. Each batch is one predict()
+# call and one part file: 50,000 rows of 20 float features are about 8 MB, large enough that the
+# per-batch costs (the replica round trip, a part file's footer and fsync) are a few percent of
+# predicting it, small enough that a job holds only a few batches in memory.
+DEFAULT_BATCH_ROWS = 50_000
+
+
 class BatchSpec(TypedDict):
     input: str  # Parquet file, directory, or s3://bucket/prefix
     output: str  # directory or s3://bucket/prefix; part files are written there

@@ -6,9 +6,9 @@ from typing import Any
 
 from shared import serving as contract
 from shared.errors import InvalidInput
+from shared.serving import DEFAULT_BATCH_ROWS
 
 MAX_TIMEOUT_MS = 600_000
-DEFAULT_BATCH_ROWS = 10_000
 
 
 def validate_request(

@@ -32,7 +32,7 @@ from data_plane_agent.jobs.batch_input import BatchInput
 from data_plane_agent.storage import LocalObjectStore, ObjectStore
 from data_plane_agent.storage.arrow import s3_settings
 from shared.errors import InvalidInput, ModelFailed
-from shared.serving import ApplySpec, DeploymentState, StatusPayload
+from shared.serving import DEFAULT_BATCH_ROWS, ApplySpec, DeploymentState, StatusPayload
 
 log = logging.getLogger("mallard.agent.jobs")
 
@@ -60,12 +60,14 @@ class Checkpoint:
             return None
 
     def save(self, path: Path) -> None:
+        """Replace the checkpoint atomically. Not synced: every part it counts was synced before,
+        so after a power loss the file is this one, an older one (parts are redone, under the
+        same names) or unreadable (the job starts over, removing its parts): never ahead of the
+        parts on disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w") as handle:
             json.dump(asdict(self), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
 
 
@@ -116,10 +118,29 @@ def _merge(inputs: pa.Table, outputs: pa.Table, first_row: int) -> pa.Table:
 
 
 def _write_part(output: ObjectStore, number: int, table: pa.Table) -> None:
-    sink = io.BytesIO()
-    # Dictionary encoding only pays for text; on numbers it costs about 5x the write time.
+    # Dictionary encoding only pays for text; on numbers it costs about 5x the write time. Snappy,
+    # the Parquet default of pyarrow and Spark: zstd costs about 4x the write time of a part and
+    # gains little on float columns.
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    pq.write_table(table, sink, compression="zstd", use_dictionary=text)
+    options = {"compression": "snappy", "use_dictionary": text}
+    if isinstance(output, LocalObjectStore):
+        # Straight into a temporary file next to the part, synced, then renamed: no in-memory copy.
+        target = output.path(PART.format(number))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".put-{target.name}.{os.getpid()}")
+        try:
+            with open(tmp, "wb") as handle:
+                pq.write_table(table, handle, **options)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **options)
     sink.seek(0)
     output.put_stream(PART.format(number), sink)
 
@@ -165,7 +186,7 @@ async def run_batch(
     batch = spec.get("batch")
     if not batch:
         raise InvalidInput("a batch deployment needs batch.input and batch.output", field="batch")
-    batch_rows = int(batch.get("batch_rows") or 10_000)
+    batch_rows = int(batch.get("batch_rows") or DEFAULT_BATCH_ROWS)
     if batch_rows < 1:
         raise InvalidInput("batch.batch_rows must be at least 1", field="batch.batch_rows")
     _check_locations(batch["input"], batch["output"])

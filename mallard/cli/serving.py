@@ -14,6 +14,7 @@ import typer
 from mallard.cli.deployments import ready as _ready
 from mallard.cli.output import console, err_console, handle_errors, print_json, print_table
 from mallard.client import ApiError, ControlPlaneClient
+from shared.serving import DEFAULT_BATCH_ROWS
 
 deploy_app = typer.Typer(
     help="Deploy a build: realtime endpoint, batch job or streaming consumer.", no_args_is_help=True
@@ -114,7 +115,9 @@ def deploy_batch(
     build: str = BUILD,
     input: str = typer.Option(..., "--input", help="Parquet file, directory or s3://bucket/prefix."),
     output: str = typer.Option(..., "--output", help="Directory or s3://bucket/prefix for the part files."),
-    batch_rows: int = typer.Option(10_000, "--batch-rows", min=1, help="Rows per record batch."),
+    batch_rows: int = typer.Option(
+        DEFAULT_BATCH_ROWS, "--batch-rows", min=1, help="Rows per batch: one predict() call and one part file."
+    ),
     replicas: int | None = REPLICAS,
     runtime: str | None = RUNTIME,
     logging: bool | None = LOGGING,
