@@ -226,27 +226,34 @@ class InputSchema:
         return pa.Table.from_arrays(arrays, schema=self.arrow_schema)
 
     def from_arrow(self, table: pa.Table) -> pa.Table:
-        """A decoded Arrow table: columns checked by type and nulls, cast to the canonical types."""
-        self._unknown(table.column_names, "the Arrow table")
-        if len(set(table.column_names)) != len(table.column_names):
+        """A decoded Arrow table: columns checked by type and nulls, cast to the canonical types
+        (a column already of its canonical type is taken as it is: no cast on the hot path)."""
+        names = table.column_names
+        self._unknown(names, "the Arrow table")
+        if len(set(names)) != len(names):
             raise InvalidInput("the Arrow table has duplicate column names", field="body")
         self._rows(table.num_rows, "body")
+        position = {name: i for i, name in enumerate(names)}
         arrays = []
-        for f in self.fields:
-            if f.name not in table.column_names:
+        for f, canonical in zip(self.fields, self.arrow_schema.types, strict=True):
+            i = position.get(f.name)
+            if i is None:
                 raise InvalidInput(f"input field {f.name!r} is missing from the Arrow table", field=f.name)
-            column = table.column(f.name)
-            if not ARROW_CHECKS[f.type](column.type):
+            column = table.column(i)
+            exact = column.type == canonical
+            if not exact and not ARROW_CHECKS[f.type](column.type):
                 raise InvalidInput(
                     f"input field {f.name!r} must be {TYPE_WORDS[f.type]} ({f.type}), got Arrow type {column.type}",
                     field=f.name,
                 )
             if column.null_count and not f.nullable:
                 raise InvalidInput(f"input field {f.name!r} has nulls but is not nullable", field=f.name)
-            try:
-                arrays.append(column.cast(ARROW_TYPES[f.type]))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise InvalidInput(f"input field {f.name!r}: {exc}", field=f.name) from exc
+            if not exact:
+                try:
+                    column = column.cast(canonical)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise InvalidInput(f"input field {f.name!r}: {exc}", field=f.name) from exc
+            arrays.append(column)
         return pa.Table.from_arrays(arrays, schema=self.arrow_schema)
 
     def from_json_body(self, body: bytes) -> tuple[pa.Table, str]:
