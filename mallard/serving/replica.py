@@ -203,8 +203,14 @@ class _Connection(asyncio.Protocol):
             return
         if len(self.buffer) < end + 4 + length:
             return
-        body = memoryview(bytes(self.buffer[end + 4 : end + 4 + length]))
-        del self.buffer[: end + 4 + length]
+        if len(self.buffer) == end + 4 + length:
+            # The buffer holds exactly this request (no pipelined one behind it): take it as the
+            # body instead of copying megabytes out of it; the next request gets a new buffer.
+            body = memoryview(self.buffer)[end + 4 :]
+            self.buffer = bytearray()
+        else:
+            body = memoryview(bytes(memoryview(self.buffer)[end + 4 : end + 4 + length]))
+            del self.buffer[: end + 4 + length]
         self._dispatch(method, path.split("?", 1)[0], body)
 
     def _dispatch(self, method: str, path: str, body: memoryview) -> None:
@@ -249,7 +255,8 @@ class _Connection(asyncio.Protocol):
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
         )
-        self.transport.write(head.encode("latin-1") + body)
+        self.transport.write(head.encode("latin-1"))
+        self.transport.write(body)
         if close:
             self.transport.close()
             return
