@@ -27,7 +27,7 @@ from threading import Event
 
 import pyarrow.parquet as pq
 
-from data_plane_agent.lake.table import DICTIONARY_COLUMNS, FILE_SCHEMA, LAKE_PREFIX
+from data_plane_agent.lake.table import DICTIONARY_COLUMNS, FILE_SCHEMA, LAKE_PREFIX, conform, parquet_compression
 from data_plane_agent.storage import ObjectStore
 
 log = logging.getLogger("mallard.agent.lake")
@@ -118,12 +118,14 @@ class Compactor:
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             out = Path(tmp) / "compacted.parquet"
             rows = 0
-            with pq.ParquetWriter(out, FILE_SCHEMA, compression="zstd", use_dictionary=DICTIONARY_COLUMNS) as writer:
+            with pq.ParquetWriter(
+                out, FILE_SCHEMA, compression=parquet_compression("zstd"), use_dictionary=DICTIONARY_COLUMNS
+            ) as writer:
                 for key in members:  # one member on local disk at a time: memory stays at one batch
                     local = Path(tmp) / "member.parquet"
                     self.store.get_to_file(key, local)
                     for batch in pq.ParquetFile(local).iter_batches(batch_size=65_536):
-                        writer.write_batch(batch.select(FILE_SCHEMA.names).cast(FILE_SCHEMA))
+                        writer.write_batch(conform(batch))
                         rows += batch.num_rows
                     local.unlink()
             self.store.put_file(target, out)

@@ -65,6 +65,16 @@ def json_arrays(values: Sequence[pa.Table | str | None]) -> pa.Array:
     return rendered.take(pa.array(position))
 
 
+def ipc_json(streams: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The JSON arrays of records of Arrow IPC streams (the lake files' `inputs_arrow` /
+    `outputs_arrow`); null stays null. The query layer's `_lake_json()` SQL function."""
+    from mallard.serving.wire import decode_table
+
+    values = streams.to_pylist()
+    tables: list[pa.Table | None] = [None if v is None else decode_table(v) for v in values]
+    return json_arrays(tables)
+
+
 def rows_json(table: pa.Table) -> str:
     """The rows of one table as a JSON array of objects, in Python (the fallback renderer)."""
     names = table.column_names

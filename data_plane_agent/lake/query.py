@@ -23,9 +23,11 @@ import duckdb
 import grpc
 import pyarrow as pa
 import pyarrow.dataset as ds
+from duckdb.func import PythonUDFType
 
 from data_plane_agent.lake.compaction import visible
-from data_plane_agent.lake.table import FILE_SCHEMA, LAKE_PREFIX, TABLE_SCHEMA
+from data_plane_agent.lake.jsonrows import ipc_json
+from data_plane_agent.lake.table import FILE_SCHEMA, LAKE_PREFIX, TABLE_SCHEMA, TYPED_COLUMNS
 from data_plane_agent.lake.writer import InferenceLake
 from data_plane_agent.storage import ObjectStore
 from data_plane_agent.storage.arrow import store_filesystem
@@ -76,6 +78,10 @@ def check_select(sql: str) -> str:
         kind = str(statement.type).rsplit(".", 1)[-1]
         raise InvalidInput(f"only SELECT (or WITH ... SELECT) queries are allowed, got {kind}", field="sql")
     return str(statement.query).strip().rstrip(";")
+
+
+def _render_json(streams: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return ipc_json(streams)
 
 
 def _json_value(value: Any) -> Any:
@@ -155,7 +161,23 @@ class LakeQuery:
             raise Unavailable(f"cannot read the inference lake from the object store: {exc}") from exc
         con.register("_lake_files", files)
         con.register("_lake_unflushed", pending)
-        columns = ", ".join(f'"{name}"' for name in TABLE_SCHEMA.names)
+        # Request and answer tables are stored typed (Arrow IPC); their JSON is rendered here, only
+        # for the rows a query reads. Older files hold the JSON text itself.
+        con.create_function(
+            "_lake_json",
+            _render_json,
+            [duckdb.sqltypes.BLOB],
+            duckdb.sqltypes.VARCHAR,
+            type=PythonUDFType.ARROW,
+            side_effects=False,
+        )
+        shown = [name for name in TABLE_SCHEMA.names if name not in TYPED_COLUMNS]
+        columns = ", ".join(
+            f'coalesce("{name}", _lake_json("{name.removesuffix("_json")}_arrow")) AS "{name}"'
+            if name in ("inputs_json", "outputs_json")
+            else f'"{name}"'
+            for name in shown
+        )
         con.execute(
             f"CREATE TEMP VIEW predictions AS SELECT {columns} FROM _lake_files "
             f"UNION ALL SELECT {columns} FROM _lake_unflushed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,6 +31,10 @@ class PredictionRecord:
     inputs: pa.Table | str  # "" when the model's logging is off
     outputs: pa.Table | str | None  # None on error
     error: str | None
+    # The tables as the spool serialised them (spool.stream_bytes makes IPC streams of them at the
+    # flush, off the serving path), or None.
+    inputs_spooled: Any
+    outputs_spooled: Any
 
     def __init__(
         self,
@@ -49,6 +54,8 @@ class PredictionRecord:
         error: str | None = None,
         inputs_json: str | None = None,
         outputs_json: str | None = None,
+        inputs_spooled: Any = None,
+        outputs_spooled: Any = None,
     ) -> None:
         self.model = model
         self.deployment_id = deployment_id
@@ -63,6 +70,8 @@ class PredictionRecord:
         self.inputs = inputs_json if inputs_json is not None else inputs
         self.outputs = outputs_json if outputs_json is not None else outputs
         self.error = error
+        self.inputs_spooled = inputs_spooled
+        self.outputs_spooled = outputs_spooled
 
     @property
     def inputs_json(self) -> str:

@@ -101,6 +101,24 @@ def _payload(value: pa.Table | str) -> _Payload:
     return value.schema, batch.serialize()
 
 
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_schema_messages: list[tuple[pa.Schema, bytes]] = []  # recent schemas and their IPC schema message
+
+
+def stream_bytes(payload: _Payload) -> bytes | None:
+    """A table payload as a standalone Arrow IPC stream (schema message + the batch already
+    serialised + end of stream): no second serialisation of the rows. None for JSON text."""
+    kind, data = payload
+    if isinstance(kind, pa.Schema):
+        message = next((m for known, m in _schema_messages if known is kind), None)
+        if message is None:
+            message = kind.serialize().to_pybytes()
+            _schema_messages.insert(0, (kind, message))
+            del _schema_messages[16:]
+        return b"".join((message, data, _EOS))
+    return bytes(data) if kind == _STREAM else None
+
+
 def _batchable(schema: pa.Schema) -> bool:
     for known, batchable in _recent:
         if known is schema or known.equals(schema):

@@ -20,6 +20,12 @@ Columns (one row per answer of one model variation; shadow answers included):
 | `date`          | VARCHAR     | partition: `YYYY-MM-DD` of `timestamp`                               |
 | `hour`          | INTEGER     | partition: hour (0-23) of `timestamp`                                |
 
+In the files, the request and answer tables are stored as they were, typed: `inputs_arrow` /
+`outputs_arrow` hold each one's Arrow IPC stream (LZ4 when flushed, zstd once compacted), and
+`inputs_json` / `outputs_json` are NULL; the query layer renders the JSON only for the rows a
+query reads (query.py), so no answer pays for turning floats into text. Files written before
+(JSON text, no `*_arrow` columns) are read the same way: a JSON text present is used as it is.
+
 Files live under `lake/predictions/model=<m>/date=<YYYY-MM-DD>/hour=<HH>/<segment>.parquet`
 in the data-plane object store (one per flush; a finished hour is compacted into one
 `c-<segment>.parquet`, see compaction.py); filters on `model`, `date` and `hour` prune whole
@@ -35,8 +41,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_plane_agent.lake.jsonrows import json_arrays
 from data_plane_agent.lake.records import PredictionRecord
+from data_plane_agent.lake.spool import stream_bytes
+from mallard.serving.wire import encode_table
 
 LAKE_PREFIX = "lake/predictions"
 RENDER_ROWS = 50_000  # request rows rendered to JSON at a time (bounds memory; one call per slice)
@@ -56,12 +63,31 @@ FILE_SCHEMA = pa.schema(
         pa.field("inputs_json", pa.string()),
         pa.field("outputs_json", pa.string()),
         pa.field("error", pa.string()),
+        pa.field("inputs_arrow", pa.binary()),
+        pa.field("outputs_arrow", pa.binary()),
     ]
 )
+TYPED_COLUMNS = ["inputs_arrow", "outputs_arrow"]  # Arrow IPC streams; the view shows them as JSON
 DICTIONARY_COLUMNS = ["model", "deployment_id", "variation", "build_id", "status"]  # few distinct values
 PARTITION_SCHEMA = pa.schema([pa.field("date", pa.string()), pa.field("hour", pa.int32())])
 TABLE_SCHEMA = pa.schema(list(FILE_SCHEMA) + list(PARTITION_SCHEMA))
-_SCALARS = [f for f in FILE_SCHEMA if f.name not in ("timestamp", "inputs_json", "outputs_json")]
+_SCALARS = [f for f in FILE_SCHEMA if f.name not in ("timestamp", "inputs_json", "outputs_json", *TYPED_COLUMNS)]
+
+
+def parquet_compression(codec: str) -> dict[str, str]:
+    """Per-column codecs: `codec` everywhere but the typed columns, which are LZ4 when flushed (a
+    few microseconds per request; zstd costs several times that) and zstd once compacted."""
+    return {name: codec if codec == "zstd" or name not in TYPED_COLUMNS else "lz4" for name in FILE_SCHEMA.names}
+
+
+def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch of a lake file (of any format version) in the current file schema: columns an older
+    file lacks are null."""
+    columns = [
+        batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows, FILE_SCHEMA.field(name).type)
+        for name in FILE_SCHEMA.names
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=FILE_SCHEMA.remove_metadata()).cast(FILE_SCHEMA)
 
 
 def partition_of(record: PredictionRecord) -> tuple[str, str, int]:
@@ -78,8 +104,9 @@ def partition_dir(model: str, date: str, hour: int) -> str:
 def to_file_table(records: Sequence[PredictionRecord]) -> pa.Table:
     """Records as a table in the file schema (timestamps become UTC datetimes at ms precision).
 
-    The request and answer tables become JSON here, in bulk (jsonrows.py), a slice of at most
-    RENDER_ROWS request rows at a time.
+    The request and answer tables are kept typed, as Arrow IPC streams (`inputs_arrow`,
+    `outputs_arrow`); rows that arrived as JSON text already keep it in `inputs_json` /
+    `outputs_json`. Built a slice of at most RENDER_ROWS request rows at a time.
     """
     slices: list[pa.Table] = []
     start = rows = 0
@@ -96,8 +123,18 @@ def to_file_table(records: Sequence[PredictionRecord]) -> pa.Table:
 def _file_slice(records: Sequence[PredictionRecord]) -> pa.Table:
     columns = {field.name: pa.array([getattr(r, field.name) for r in records], field.type) for field in _SCALARS}
     columns["timestamp"] = pa.array([r.timestamp_ms for r in records], pa.int64()).cast(pa.timestamp("ms"))
-    columns["inputs_json"] = json_arrays([r.inputs for r in records])
-    columns["outputs_json"] = json_arrays([r.outputs for r in records])
+    for name in ("inputs", "outputs"):
+        values = [getattr(r, name) for r in records]
+        spooled = [getattr(r, f"{name}_spooled") for r in records]  # serialised by the spool already, or None
+        streams = [None if p is None else stream_bytes(p) for p in spooled]
+        columns[f"{name}_json"] = pa.array([v if isinstance(v, str) else None for v in values], pa.string())
+        columns[f"{name}_arrow"] = pa.array(
+            [
+                s if s is not None else encode_table(v) if isinstance(v, pa.Table) else None
+                for v, s in zip(values, streams, strict=True)
+            ],
+            pa.binary(),
+        )
     return pa.Table.from_arrays([columns[name] for name in FILE_SCHEMA.names], schema=FILE_SCHEMA)
 
 

@@ -37,6 +37,7 @@ from data_plane_agent.lake.spool import Segment, Spool, prepare
 from data_plane_agent.lake.table import (
     DICTIONARY_COLUMNS,
     FILE_SCHEMA,
+    parquet_compression,
     partition_dir,
     split_by_partition,
     to_file_table,
@@ -158,6 +159,7 @@ class InferenceLake:
                 self._drop("the lake is closed" if segment is None else "the spool is full")
                 return
             segment.append(encoded)
+            record.inputs_spooled, record.outputs_spooled = encoded.inputs, encoded.outputs
             self._buffer.append(record)
             if len(self._buffer) + self._rendered_rows >= self.flush_rows:
                 self._wake.set()
@@ -233,7 +235,7 @@ class InferenceLake:
     def _write_segment(self, closed: _Closed) -> None:
         for (model, date, hour), table in split_by_partition(closed.load()):
             sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, compression="zstd", use_dictionary=DICTIONARY_COLUMNS)
+            pq.write_table(table, sink, compression=parquet_compression("lz4"), use_dictionary=DICTIONARY_COLUMNS)
             key = f"{partition_dir(model, date, hour)}/{closed.id}.parquet"
             self.store.put_stream(key, io.BytesIO(sink.getvalue().to_pybytes()))
 
