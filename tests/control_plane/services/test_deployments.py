@@ -131,7 +131,8 @@ def test_batch_and_streaming_carry_their_settings(database_url: str) -> None:
         assert len({batch.id, streaming.id, realtime.id}) == 3
         assert (batch.name, streaming.name) == ("churn-model-batch", "churn-model-streaming")
         specs = {s["kind"]: s for _, s in sent(session, agent)}
-        assert specs["batch"]["batch"] == {"input": "/data/in", "output": "/data/out", "batch_rows": 50_000}  # the default
+        default = {"input": "/data/in", "output": "/data/out", "batch_rows": contract.DEFAULT_BATCH_ROWS}
+        assert specs["batch"]["batch"] == default
         assert specs["streaming"]["streaming"] == stream and specs["streaming"]["batch"] is None
         # A finished batch job is final: deploying batch again starts a new deployment.
         assert _status(session, agent, 10, batch, state="RUNNING", rows_done=5, rows_total=5)
