@@ -110,7 +110,7 @@ def stream_bytes(payload: _Payload) -> bytes | None:
     serialised + end of stream): no second serialisation of the rows. None for JSON text."""
     kind, data = payload
     if isinstance(kind, pa.Schema):
-        message = next((m for known, m in _schema_messages if known is kind), None)
+        message = next((m for known, m in _schema_messages if known is kind or known.equals(kind)), None)
         if message is None:
             message = kind.serialize().to_pybytes()
             _schema_messages.insert(0, (kind, message))
