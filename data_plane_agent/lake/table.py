@@ -87,7 +87,7 @@ def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
         batch.column(name) if name in batch.schema.names else pa.nulls(batch.num_rows, FILE_SCHEMA.field(name).type)
         for name in FILE_SCHEMA.names
     ]
-    return pa.RecordBatch.from_arrays(columns, schema=FILE_SCHEMA.remove_metadata()).cast(FILE_SCHEMA)
+    return pa.RecordBatch.from_arrays(columns, names=FILE_SCHEMA.names).cast(FILE_SCHEMA)
 
 
 def partition_of(record: PredictionRecord) -> tuple[str, str, int]:
