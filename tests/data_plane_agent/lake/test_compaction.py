@@ -47,7 +47,11 @@ def test_small_files_of_a_finished_hour_become_one_and_rows_are_counted_once(
     assert compactor.run_once(now=LATER) == 0
     assert _files(store) == [f"c-{max(segments)}.parquet"]
     assert _counts(store) == [[51, 51]]
-    rows = LakeQuery(store).run("SELECT request_id, latency_ms, status FROM predictions WHERE hour = 5").rows
+    rows = (
+        LakeQuery(store)
+        .run("SELECT request_id, latency_ms, status FROM predictions WHERE date = '2026-03-04' AND hour = 5")
+        .rows
+    )
     assert sorted(r[0] for r in rows) == sorted(f"r{i}" for i in range(50)) and rows[0][1:] == [2.0, "ok"]
 
     # Rows of that hour flushed after the compaction (a replayed spool) are seen, then merged too.

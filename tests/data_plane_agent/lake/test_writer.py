@@ -75,7 +75,7 @@ def test_predictions_land_in_hourly_partitions_and_answer_sql(store: ObjectStore
     assert by_model == [["churn", 4, 0], ["fraud", 1, 1]]
     ages = query.run(
         "SELECT CAST(json_extract(inputs_json, '$[0].age') AS INT) AS age FROM predictions "
-        "WHERE model = 'churn' AND hour = 5 ORDER BY age"
+        "WHERE model = 'churn' AND date = '2026-03-04' AND hour = 5 ORDER BY age"
     ).rows
     assert ages == [[0], [1], [2], [3]]
 
