@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from data_plane_agent.api.errors import error_response
 from data_plane_agent.api.inputs import InputLimits
 from data_plane_agent.api.online_features import ONLINE_PATH, online_endpoint
 from data_plane_agent.api.routes_artifacts import artifacts_router
@@ -49,8 +50,7 @@ def create_app(
 
     @app.exception_handler(MallardError)
     async def _mallard_error(_request: Request, exc: MallardError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+        return error_response(exc)
 
     def claims(request: Request) -> DataPlaneClaims:
         header = request.headers.get("authorization", "")

@@ -25,8 +25,9 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from data_plane_agent.api.errors import error_response
 from data_plane_agent.api.inputs import parse_json
 from data_plane_agent.api.tokens import TokenVerifier
 from data_plane_agent.features.engine import parse_ref
@@ -171,8 +172,7 @@ def online_endpoint(service: FeatureService, verifier: TokenVerifier) -> Callabl
         try:
             return await respond(request)
         except MallardError as exc:  # dispatched ahead of FastAPI's handlers (GatewayApp): answer here
-            headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-            return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+            return error_response(exc)
 
     async def respond(request: Request) -> Response:
         verifier.verify_header(request.headers.get("authorization"))

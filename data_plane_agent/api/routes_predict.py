@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from data_plane_agent.api.errors import error_response
 from data_plane_agent.api.inputs import (
     InputLimits,
     InputSchema,
@@ -125,10 +126,7 @@ def predict_endpoint(
                 )
             outcome = await engine.predict(model, table, request_id=request_id, timeout_s=timeout_s)
         except MallardError as exc:
-            headers = {"X-Request-Id": request_id} if request_id else {}
-            if exc.http_status == 401:
-                headers["WWW-Authenticate"] = "Bearer"
-            return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
+            return error_response(exc, {"X-Request-Id": request_id} if request_id else None)
         except Exception:
             log.exception("prediction %s failed unexpectedly", request_id)
             error = {"code": "internal", "message": "internal error; the agent logged the details"}

@@ -195,7 +195,11 @@ class FeatureEngine:
             # remote store it is built at that retrieval, which fetches the parts anyway).
             report = progress or (lambda phase, done, total: None)
             report("indexing", 0, None)
-            self.indexes.get(self._index_owner(project, fs), self._files(project, fs), next(iter(fs.entity.keys)))
+            self.indexes.get(
+                pit_index.owner(project, fs.name, fs.version),
+                self.materializer.files(project, fs),
+                next(iter(fs.entity.keys)),
+            )
         return result
 
     def get_historical(
@@ -243,17 +247,12 @@ class FeatureEngine:
                     f"run `mallard features materialize {fs.name}` first",
                     field="features",
                 )
-            requests.append(FeatureRequest(fs, features, self._files(project, fs), self._index_owner(project, fs)))
+            requests.append(
+                FeatureRequest(
+                    fs, features, self.materializer.files(project, fs), pit_index.owner(project, fs.name, fs.version)
+                )
+            )
         return requests
-
-    def _files(self, project: str, fs: FeatureSet) -> list[str]:
-        """Local paths of the set version's offline parts, in manifest order (fetched if remote)."""
-        keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
-        return self.offline.local_files(project, fs.name, fs.version, keys)
-
-    @staticmethod
-    def _index_owner(project: str, fs: FeatureSet) -> str:
-        return pit_index.owner(project, fs.name, fs.version)
 
     # -- online ------------------------------------------------------------------------------
 

@@ -284,14 +284,19 @@ class Materializer:
             report("writing online store", written, None)
         return written
 
+    def files(self, project: str, fs: FeatureSet) -> list[str]:
+        """Local paths of the set version's offline parts, in manifest order (fetched if remote)."""
+        return self.offline.local_files(
+            project, fs.name, fs.version, self.registry.part_keys(project, fs.name, fs.version)
+        )
+
     def _keep_index(self, project: str, fs: FeatureSet, staged: tuple[list[Path], PitIndex]) -> None:
         """Save the staged files' index for the set version when the manifest is exactly those files
         (parts keep their staged names), so it is not built again for the first retrieval."""
         files, index = staged
         if self.indexes is None or not isinstance(self.offline.store, LocalObjectStore):
             return
-        keys = [k for parts in self.registry.manifest(project, fs.name, fs.version).values() for k in parts]
-        final = self.offline.local_files(project, fs.name, fs.version, keys)
+        final = self.files(project, fs)
         if [Path(p).name for p in final] == [p.name for p in files]:
             self.indexes.put(pit_index.owner(project, fs.name, fs.version), final, next(iter(fs.entity.keys)), index)
 
@@ -309,7 +314,7 @@ class Materializer:
     def _collect_garbage(self, project: str, fs: FeatureSet) -> None:
         """Delete parts the manifest no longer references: those this run replaced, and any left by an
         interrupted run (runs of one set are serialised, so none is in flight)."""
-        referenced = [k for keys in self.registry.manifest(project, fs.name, fs.version).values() for k in keys]
+        referenced = self.registry.part_keys(project, fs.name, fs.version)
         keep = set(referenced)
         self.offline.delete([k for k in self.offline.stored_keys(project, fs.name, fs.version) if k not in keep])
         self.offline.prune_cache(project, fs.name, fs.version, referenced)

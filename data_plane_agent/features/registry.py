@@ -161,6 +161,10 @@ class FeatureRegistry:
             ).fetchall()
         return {day: json.loads(parts or "[]") for day, parts in rows}
 
+    def part_keys(self, project: str, name: str, version: int) -> list[str]:
+        """Every part key of the manifest, in manifest order (partitions by day, then their parts)."""
+        return [key for parts in self.manifest(project, name, version).values() for key in parts]
+
     def record_run(
         self,
         project: str,

@@ -124,20 +124,8 @@ def _write_part(output: ObjectStore, number: int, table: pa.Table) -> None:
     text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
     options = {"compression": "snappy", "use_dictionary": text}
     if isinstance(output, LocalObjectStore):
-        # Straight into a temporary file next to the part, synced, then renamed: no in-memory copy.
-        target = output.path(PART.format(number))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".put-{target.name}.{os.getpid()}")
-        try:
-            with open(tmp, "wb") as handle:
-                pq.write_table(table, handle, **options)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with output.writing(PART.format(number)) as handle:  # straight into the file: no in-memory copy
+            pq.write_table(table, handle, **options)
         return
     sink = io.BytesIO()
     pq.write_table(table, sink, **options)

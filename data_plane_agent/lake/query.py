@@ -80,10 +80,6 @@ def check_select(sql: str) -> str:
     return str(statement.query).strip().rstrip(";")
 
 
-def _render_json(streams: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return ipc_json(streams)
-
-
 def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN or infinity
@@ -165,7 +161,7 @@ class LakeQuery:
         # for the rows a query reads. Older files hold the JSON text itself.
         con.create_function(
             "_lake_json",
-            _render_json,
+            ipc_json,
             [duckdb.sqltypes.BLOB],
             duckdb.sqltypes.VARCHAR,
             type=PythonUDFType.ARROW,

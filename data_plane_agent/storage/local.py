@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,15 +23,16 @@ class LocalObjectStore(ObjectStore):
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put_stream(self, key: str, stream: BinaryIO) -> StoredObject:
+    @contextmanager
+    def writing(self, key: str) -> Iterator[BinaryIO]:
+        """A temporary file (`.put-*`) next to `key`'s object to write it into; when the block ends
+        cleanly the file is synced and renamed into place, otherwise removed."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        reader = HashingReader(stream)
         fd, tmp = tempfile.mkstemp(prefix=".put-", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
+                yield out
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o644)
@@ -38,6 +40,12 @@ class LocalObjectStore(ObjectStore):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def put_stream(self, key: str, stream: BinaryIO) -> StoredObject:
+        reader = HashingReader(stream)
+        with self.writing(key) as out:
+            while chunk := reader.read(CHUNK):
+                out.write(chunk)
         return StoredObject(key=key, size=reader.size, sha256=reader.hexdigest)
 
     def open_read(self, key: str, offset: int = 0) -> BinaryIO:
