@@ -6,7 +6,8 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,23 @@ def toy_engine(
     records: list[PredictionRecord] = []
     engine.recorder = records.append
     return engine, records
+
+
+@asynccontextmanager
+async def running_toy(
+    tmp_path: Path, store: ObjectStore, build_id: str, **artifact: Any
+) -> AsyncIterator[tuple[ServingEngine, list[PredictionRecord]]]:
+    """A started toy engine with deployment `dep_1` (model `toy`, one default variation of
+    `build_id`) RUNNING, and its records; shut down when the block ends."""
+    digest = toy_artifact(store, tmp_path, build_id, **artifact)
+    engine, records = toy_engine(tmp_path / "home", store, None)
+    await engine.start()
+    try:
+        await engine.apply(apply_spec("dep_1", [variation("default", build_id, digest)]))
+        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+        yield engine, records
+    finally:
+        await engine.shutdown(5)
 
 
 async def until(predicate: Callable[[], object], *, timeout: float = 60.0, what: str = "") -> Any:

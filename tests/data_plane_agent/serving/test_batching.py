@@ -14,7 +14,7 @@ from data_plane_agent.serving import ServingEngine
 from data_plane_agent.serving.engine import PredictionOutcome
 from data_plane_agent.storage import LocalObjectStore
 from shared.errors import ModelFailed, PredictionTimeout
-from tests.data_plane_agent.serving.helpers import apply_spec, state_of, toy_artifact, toy_engine, until, variation
+from tests.data_plane_agent.serving.helpers import running_toy, until
 
 
 async def _replica_stats(engine: ServingEngine) -> dict[str, object]:
@@ -27,12 +27,7 @@ async def _replica_stats(engine: ServingEngine) -> dict[str, object]:
 async def test_concurrent_requests_reach_the_replica_as_fewer_calls_each_answered_and_recorded(
     tmp_path: Path, store: LocalObjectStore
 ) -> None:
-    digest = toy_artifact(store, tmp_path, "bld_a", delay=0.05)
-    engine, records = toy_engine(tmp_path / "home", store, None)
-    await engine.start()
-    try:
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
-        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+    async with running_toy(tmp_path, store, "bld_a", delay=0.05) as (engine, records):
         before = await _replica_stats(engine)
 
         async def one(i: int) -> list[float]:
@@ -52,17 +47,10 @@ async def test_concurrent_requests_reach_the_replica_as_fewer_calls_each_answere
         assert sorted(r.request_id for r in records) == sorted(f"r{i}" for i in range(40))
         assert all(r.status == "ok" for r in records)
         assert {r.request_id: r.rows for r in records} == {f"r{i}": 1 + i % 3 for i in range(40)}
-    finally:
-        await engine.shutdown(5)
 
 
 async def test_a_bad_request_in_a_batch_fails_alone(tmp_path: Path, store: LocalObjectStore) -> None:
-    digest = toy_artifact(store, tmp_path, "bld_a", delay=0.05)
-    engine, records = toy_engine(tmp_path / "home", store, None)
-    await engine.start()
-    try:
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_a", digest)]))
-        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+    async with running_toy(tmp_path, store, "bld_a", delay=0.05) as (engine, records):
         xs = [1.0, 2.0, 3.0, -1.0, 5.0, 6.0, 7.0, 8.0]  # -1 makes the toy model raise
         results = await asyncio.gather(
             *(engine.predict("toy", pa.table({"x": [x]}), request_id=f"r{x:g}") for x in xs), return_exceptions=True
@@ -75,17 +63,10 @@ async def test_a_bad_request_in_a_batch_fails_alone(tmp_path: Path, store: Local
                 assert result.outputs.column("y").to_pylist() == [2 * x]
         status = {r.request_id: r.status for r in records}
         assert status == {f"r{x:g}": ("MODEL_ERROR" if x == -1.0 else "ok") for x in xs}
-    finally:
-        await engine.shutdown(5)
 
 
 async def test_a_queued_request_keeps_its_own_timeout(tmp_path: Path, store: LocalObjectStore) -> None:
-    digest = toy_artifact(store, tmp_path, "bld_slow", delay=0.5)
-    engine, records = toy_engine(tmp_path / "home", store, None)
-    await engine.start()
-    try:
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_slow", digest)]))
-        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+    async with running_toy(tmp_path, store, "bld_slow", delay=0.5) as (engine, records):
         first = asyncio.create_task(engine.predict("toy", pa.table({"x": [1.0]}), request_id="first", timeout_s=5))
         await asyncio.sleep(0)  # the first one is in flight: the next ones queue behind it
         hasty = asyncio.create_task(engine.predict("toy", pa.table({"x": [2.0]}), request_id="hasty", timeout_s=0.1))
@@ -96,19 +77,12 @@ async def test_a_queued_request_keeps_its_own_timeout(tmp_path: Path, store: Loc
         assert (await first).outputs.column("y").to_pylist() == [2.0]
         assert (await patient).outputs.column("y").to_pylist() == [6.0]
         assert {r.request_id: r.status for r in records} == {"first": "ok", "hasty": "TIMEOUT", "patient": "ok"}
-    finally:
-        await engine.shutdown(5)
 
 
 async def test_requests_queued_when_a_deployment_is_deleted_are_still_answered(
     tmp_path: Path, store: LocalObjectStore
 ) -> None:
-    digest = toy_artifact(store, tmp_path, "bld_slow", delay=0.3)
-    engine, records = toy_engine(tmp_path / "home", store, None)
-    await engine.start()
-    try:
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_slow", digest)]))
-        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+    async with running_toy(tmp_path, store, "bld_slow", delay=0.3) as (engine, records):
 
         def send(i: int) -> asyncio.Task[PredictionOutcome]:
             return asyncio.create_task(engine.predict("toy", pa.table({"x": [float(i)]}), request_id=f"r{i}"))
@@ -122,5 +96,3 @@ async def test_requests_queued_when_a_deployment_is_deleted_are_still_answered(
         answers = [(await call).outputs.column("y").to_pylist() for call in calls]
         assert answers == [[2.0 * i] for i in range(6)]
         assert sorted(r.status for r in records) == ["ok"] * 6
-    finally:
-        await engine.shutdown(5)

@@ -15,6 +15,7 @@ from data_plane_agent.storage import LocalObjectStore, artifact_key
 from shared.errors import InvalidInput, ModelFailed, NotFound, PredictionTimeout, Unavailable
 from tests.data_plane_agent.serving.helpers import (
     apply_spec,
+    running_toy,
     state_of,
     statuses,
     toy_artifact,
@@ -95,19 +96,12 @@ async def test_a_spec_with_problems_is_refused_naming_the_field(tmp_path: Path, 
 
 
 async def test_a_slow_prediction_times_out_and_the_next_one_succeeds(tmp_path: Path, store: LocalObjectStore) -> None:
-    digest = toy_artifact(store, tmp_path, "bld_slow", delay=0.5)
-    engine, records = toy_engine(tmp_path / "home", store, None)
-    await engine.start()
-    try:
-        await engine.apply(apply_spec("dep_1", [variation("default", "bld_slow", digest)]))
-        await until(lambda: state_of(engine, "dep_1") == "RUNNING")
+    async with running_toy(tmp_path, store, "bld_slow", delay=0.5) as (engine, records):
         with pytest.raises(PredictionTimeout):
             await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r1", timeout_s=0.1)
         assert records[-1].status == "TIMEOUT"
         outcome = await engine.predict("toy", pa.table({"x": [1.0]}), request_id="r2", timeout_s=5)
         assert outcome.outputs.column("y").to_pylist() == [2.0]
-    finally:
-        await engine.shutdown(5)
 
 
 async def test_a_replica_stuck_in_a_predict_is_restarted_once_its_request_timed_out(
