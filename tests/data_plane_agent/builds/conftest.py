@@ -14,7 +14,7 @@ from data_plane_agent.builds.steps import CancelToken, child_env
 from data_plane_agent.link.outbox import Outbox
 from data_plane_agent.storage import LocalObjectStore, ObjectStore, context_key
 from tests.data_plane_agent.builds.helpers import TENANT
-from tests.data_plane_agent.storage.s3_server import CREDENTIALS, S3Server, s3_server
+from tests.helpers.object_stores import s3  # noqa: F401  (the shared session fixture)
 
 
 @pytest.fixture
@@ -63,16 +63,6 @@ def make_manager(tmp_path: Path, store: LocalObjectStore, outbox: Outbox) -> Ite
     yield factory
     for manager in made:
         manager.shutdown(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3Server]:
-    """A real S3-compatible server (moto) for the session."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in CREDENTIALS.items():
-            mp.setenv(name, value)
-        with s3_server() as server:
-            yield server
 
 
 # ---- real builders (slow tests) ----------------------------------------------------------

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.data_plane_agent.storage.s3_server import CREDENTIALS, S3Server, s3_server
+from tests.helpers.object_stores import s3  # noqa: F401  (the shared session fixture)
 from tests.helpers.servers import repo_root
 
 FEATURES = 20
-
-
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3Server]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in CREDENTIALS.items():
-            mp.setenv(name, value)
-        with s3_server() as server:
-            yield server
 
 
 def write_rows(path: Path, start: int, count: int, *, chunk: int = 100_000, row_group: int = 50_000) -> None:
