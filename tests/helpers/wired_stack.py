@@ -22,6 +22,19 @@ class WiredStack:
     env: dict[str, str]
 
 
+def cli_env(cp: ControlPlane, agent: AgentProcess, tmp_path: Path) -> dict[str, str]:
+    """The environment a `mallard` CLI process needs to reach this control plane and agent (no
+    MALLARD_* variable of the caller's own leaks in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
+    return env | {
+        "MALLARD_API_URL": cp.api_url,
+        "MALLARD_API_KEY": cp.api_key,
+        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
+        "MALLARD_CONFIG": str(tmp_path / "config.json"),
+        "PYTHONPATH": str(repo_root()),
+    }
+
+
 def start_wired_stack(sqlite_url: str, tmp_path: Path, agent_env: dict[str, str] | None = None) -> WiredStack:
     """Start the API and gateway (wire tap at tmp_path/wire.jsonl), enroll an agent and wait until it is online."""
     wire = tmp_path / "wire.jsonl"
@@ -36,15 +49,7 @@ def start_wired_stack(sqlite_url: str, tmp_path: Path, agent_env: dict[str, str]
         agent.start()
         agent_id = agent.wait_enrolled()
         wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-    env |= {
-        "MALLARD_API_URL": cp.api_url,
-        "MALLARD_API_KEY": cp.api_key,
-        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
-        "MALLARD_CONFIG": str(tmp_path / "config.json"),
-        "PYTHONPATH": str(repo_root()),
-    }
-    return WiredStack(cp, agent, wire, env)
+    return WiredStack(cp, agent, wire, cli_env(cp, agent, tmp_path))
 
 
 def run_mallard(

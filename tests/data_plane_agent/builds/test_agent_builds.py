@@ -4,7 +4,6 @@ mTLS link, and an agent killed (-9) mid-build whose build the control plane then
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.data_plane_agent.builds.helpers import SLOW_BUILD, churn_model
-from tests.helpers.servers import repo_root, wait_for
+from tests.helpers.servers import wait_for
 from tests.helpers.stack import AgentProcess, ControlPlane
+from tests.helpers.wired_stack import cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +62,7 @@ def stack(sqlite_url: str, tmp_path: Path, pip_cache: Path) -> Iterator[Stack]:
     agent_id = agent.wait_enrolled()
     with cp.client() as api:
         wait_for(lambda: api.get(f"/agents/{agent_id}").json()["status"] == "online", timeout=30, what="online")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLARD_")}
-    env |= {
-        "MALLARD_API_URL": cp.api_url,
-        "MALLARD_API_KEY": cp.api_key,
-        "MALLARD_DATA_PLANE_URL": agent.data_plane_url,
-        "MALLARD_CONFIG": str(tmp_path / "config.json"),
-        "PYTHONPATH": str(repo_root()),
-    }
-    stack = Stack(cp, agent, env)
+    stack = Stack(cp, agent, cli_env(cp, agent, tmp_path))
     stack.mallard("projects", "create", "retention")
     stack.mallard("models", "create", "churn", "--project", "retention")
     yield stack
