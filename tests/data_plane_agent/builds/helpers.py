@@ -16,6 +16,7 @@ from data_plane_agent.builds import Builder, BuildJob, BuildManager
 from data_plane_agent.builds.steps import run_step
 from data_plane_agent.link.outbox import Outbox
 from data_plane_agent.storage import ObjectStore, context_key
+from shared import builds as contract
 
 TENANT = "ten_test"
 
@@ -119,7 +120,10 @@ def wait_final(manager: BuildManager, build_id: str, timeout: float = 60) -> str
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = manager.get(build_id)
-        if record is not None and record.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        # The record turns final a moment before the finished event reaches the outbox; tests
+        # read that event next, so wait for both.
+        finished = any(t == contract.FINISHED_EVENT for t, _ in events(manager.outbox, build_id))
+        if record is not None and record.status in ("SUCCEEDED", "FAILED", "CANCELLED") and finished:
             return record.status
         time.sleep(0.05)
     record = manager.get(build_id)
