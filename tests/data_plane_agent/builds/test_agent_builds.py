@@ -94,10 +94,17 @@ def test_cancel_reaches_the_agent_over_the_link(stack: Stack, tmp_path: Path) ->
     assert build["phases"][-1]["phase"] == "train" and build["phases"][-1]["state"] == "cancelled"
 
 
+def _training_output_logged(stack: Stack, build_id: str) -> bool:
+    # The train phase is reported started before the step has printed anything.
+    log = stack.agent.home / "builds" / "logs" / f"{build_id}.log"
+    return log.exists() and b"training for a long time" in log.read_bytes()
+
+
 def test_a_build_whose_agent_was_killed_is_failed_when_the_agent_comes_back(stack: Stack, tmp_path: Path) -> None:
     created = stack.mallard("models", "build", str(_slow_project(tmp_path)), "--model", "churn")
     build_id = created["id"]
     wait_for(lambda: _training(stack, build_id), timeout=600, interval=0.5, what="training to start")
+    wait_for(lambda: _training_output_logged(stack, build_id), timeout=60, interval=0.2, what="the train step's output")
     assert stack.agent.proc is not None
     stack.agent.proc.kill9()
     stack.agent.join_token = ""
