@@ -161,4 +161,5 @@ def churn_model(build_body: str) -> str:
     )
 
 
-SLOW_BUILD = "print('training for a long time', flush=True); time.sleep(300)"
+SLOW_BUILD_OUTPUT = b"training for a long time"  # what SLOW_BUILD prints once its train step runs
+SLOW_BUILD = f"print({SLOW_BUILD_OUTPUT.decode()!r}, flush=True); time.sleep(300)"

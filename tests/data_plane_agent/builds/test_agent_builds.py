@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.data_plane_agent.builds.helpers import SLOW_BUILD, churn_model
+from tests.data_plane_agent.builds.helpers import SLOW_BUILD, SLOW_BUILD_OUTPUT, churn_model
 from tests.helpers.servers import wait_for
 from tests.helpers.stack import AgentProcess, ControlPlane
 from tests.helpers.wired_stack import cli_env
@@ -97,7 +97,7 @@ def test_cancel_reaches_the_agent_over_the_link(stack: Stack, tmp_path: Path) ->
 def _training_output_logged(stack: Stack, build_id: str) -> bool:
     # The train phase is reported started before the step has printed anything.
     log = stack.agent.home / "builds" / "logs" / f"{build_id}.log"
-    return log.exists() and b"training for a long time" in log.read_bytes()
+    return log.exists() and SLOW_BUILD_OUTPUT in log.read_bytes()
 
 
 def test_a_build_whose_agent_was_killed_is_failed_when_the_agent_comes_back(stack: Stack, tmp_path: Path) -> None:
@@ -123,4 +123,4 @@ def test_a_build_whose_agent_was_killed_is_failed_when_the_agent_comes_back(stac
         local = dp.build(build_id)
         text, _, status = dp.logs(build_id)
     assert local is not None and local["status"] == "FAILED" and status == "FAILED"
-    assert b"training for a long time" in text and b"agent restarted during the build" in text
+    assert SLOW_BUILD_OUTPUT in text and b"agent restarted during the build" in text

@@ -22,7 +22,7 @@ from data_plane_agent.link.outbox import Outbox
 from data_plane_agent.settings import AgentSettings
 from data_plane_agent.storage import LocalObjectStore, artifact_key, build_log_key
 from tests.data_plane_agent.builds.conftest import ManagerFactory, scaffold_context
-from tests.data_plane_agent.builds.helpers import SLOW_BUILD, churn_model, events, spec, wait_final
+from tests.data_plane_agent.builds.helpers import SLOW_BUILD, SLOW_BUILD_OUTPUT, churn_model, events, spec, wait_final
 from tests.helpers.servers import skip_or_fail
 
 pytestmark = pytest.mark.slow
@@ -196,7 +196,7 @@ def test_cancel_during_the_image_build_stops_the_build_container(
     while time.monotonic() < deadline:
         running = [c for c in ours() if c["State"]["Running"]]  # type: ignore[index]
         log = manager.read_log(build_id)
-        if running and log is not None and b"training for a long time" in log[0]:
+        if running and log is not None and SLOW_BUILD_OUTPUT in log[0]:
             break
         time.sleep(0.2)
     else:
